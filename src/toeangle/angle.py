@@ -1,0 +1,52 @@
+"""Landmarks -> Measurement: the geometry core applied to the Landmarks noun."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import LandmarkError
+from .geometry import Z_90, GeometryError, angle_sigma_deg, dorsiflexion_deg
+from .schema import Landmarks, Measurement
+
+REQUIRED = ("first_metatarsal", "first_mtp")
+
+
+def measure_angle(landmarks: Landmarks) -> Measurement:
+    """The hallux dorsiflexion angle, with a ~90% uncertainty when the points carry sigmas.
+
+    Uses hallux_ip for the phalanx axis; falls back to hallux_tip (and says so) because a
+    line to the tip overstates MTP motion when the IP joint compensates. Without a heel
+    the sign cannot be checked: the angle is reported as dorsiflexion, with a note.
+    """
+    points = landmarks.present()
+    missing = [name for name in REQUIRED if name not in points]
+    end_name = "hallux_ip" if "hallux_ip" in points else "hallux_tip" if "hallux_tip" in points else None
+    if end_name is None:
+        missing.append("hallux_ip (or hallux_tip)")
+    if missing:
+        raise LandmarkError(f"missing landmarks: {', '.join(missing)}")
+
+    notes = []
+    if end_name == "hallux_tip":
+        notes.append("hallux_ip missing: the phalanx axis runs to the toe tip, which overstates the angle "
+                     "when the IP joint is bent")
+    metatarsal, mtp, end = (np.array(points[n].xy) for n in ("first_metatarsal", "first_mtp", end_name))
+    if "heel" in points:
+        heel = np.array(points["heel"].xy)
+    else:
+        notes.append("no heel point: the sign could not be checked, so the toe is taken as bent up (dorsiflexion)")
+        axis = mtp - metatarsal
+        normal = np.array([-axis[1], axis[0]])
+        # Put a stand-in heel on the side opposite the phalanx turn, which reads as dorsiflexion.
+        turn = np.cross(axis, end - mtp)
+        heel = metatarsal - axis + (normal if turn < 0 else -normal)
+    try:
+        angle = float(dorsiflexion_deg(heel, metatarsal, mtp, end))
+        sigmas = [points[n].sigma_px for n in ("first_metatarsal", "first_mtp", end_name)]
+        uncertainty = None
+        if all(s is not None for s in sigmas):
+            uncertainty = round(Z_90 * angle_sigma_deg(heel, metatarsal, mtp, end, sigmas), 2)
+    except GeometryError as exc:
+        raise LandmarkError(str(exc)) from None
+    return Measurement(angle_deg=round(angle, 2), uncertainty_deg=uncertainty, phalanx_point=end_name,
+                       notes=tuple(notes))

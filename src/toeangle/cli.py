@@ -1,0 +1,93 @@
+"""Command line: translates arguments to the pipeline and results to text or JSON.
+
+Exit codes: 0 measured, 1 photo unmeasurable (reasons printed), 2 bad input or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import get_args
+
+from pydantic import ValidationError
+
+from .decode import encode_png
+from .errors import ToeangleError
+from .overlay import draw_overlay
+from .pipeline import Measurer
+from .schema import Landmarks, MeasureOptions, MeasurementResult, Protocol
+
+
+def _points(value: str) -> Landmarks:
+    """--points takes inline JSON or the path of a JSON file."""
+    text = Path(value).read_text(encoding="utf-8") if not value.lstrip().startswith("{") else value
+    try:
+        return Landmarks.model_validate_json(text)
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(f"bad --points: {exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}")
+
+
+def format_result(result: MeasurementResult) -> str:
+    lines = []
+    if result.status != "ok":
+        lines.append("Unmeasurable: " + "; ".join(result.reasons))
+        return "\n".join(lines)
+    m, v, r = result.measurement, result.verdict, result.routine
+    spread = f" +/- {m.uncertainty_deg:.1f}" if m.uncertainty_deg is not None else ""
+    lines.append(f"Hallux dorsiflexion: {m.angle_deg:.1f} deg{spread} (metatarsal axis vs {m.phalanx_point} axis)")
+    lines += [f"  note: {note}" for note in m.notes]
+    grade = f", {v.grade.system} grade {v.grade.grade}: {v.grade.description}" if v.grade else ""
+    lines.append(f"Verdict: {v.label}{grade}")
+    lines.append(f"  {v.summary}")
+    lines.append(f"Routine ({r.severity}):")
+    lines += [f"  {i}. {e.name}: {e.dose}. {e.how}" for i, e in enumerate(r.exercises, 1)]
+    lines.append(f"  {r.advice}")
+    if r.see_clinician:
+        lines.append("  Please see a clinician.")
+    lines.append(f"  ({r.disclaimer})")
+    lines.append(f"Landmarks from: {result.detector}")
+    return "\n".join(lines)
+
+
+def cmd_measure(args: argparse.Namespace) -> int:
+    options = MeasureOptions(protocol=args.protocol, side=args.side, other_foot_angle_deg=args.other_foot_angle,
+                             pain=args.pain)
+    outcome = Measurer().measure_photo(args.photo.read_bytes(), options, points=args.points)
+    if args.overlay:
+        args.overlay.write_bytes(encode_png(draw_overlay(outcome.image, outcome.result)))
+    print(outcome.result.model_dump_json(indent=2) if args.json else format_result(outcome.result))
+    return 0 if outcome.result.status == "ok" else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="toeangle", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    measure = sub.add_parser("measure", help="measure one photo")
+    measure.add_argument("photo", type=Path, help="JPEG, PNG, WebP or HEIC; side-on view of the inner foot")
+    measure.add_argument("--protocol", choices=get_args(Protocol), default="passive_nwb",
+                         help="how the toe was bent when the photo was taken (default: passive_nwb)")
+    measure.add_argument("--points", type=_points, help='landmarks as JSON (or a JSON file): {"heel": [x, y], ...}')
+    measure.add_argument("--side", choices=["left", "right"])
+    measure.add_argument("--other-foot-angle", type=float, help="the other foot's angle, for the side-to-side loss")
+    measure.add_argument("--pain", action="store_true", help="the toe hurts in mid-range passive motion")
+    measure.add_argument("--json", action="store_true", help="print the full result as JSON")
+    measure.add_argument("--overlay", type=Path, help="write the annotated photo here (PNG)")
+    measure.set_defaults(run=cmd_measure)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (ToeangleError, ValidationError, OSError) as exc:
+        print(f"toeangle: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

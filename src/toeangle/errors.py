@@ -1,0 +1,25 @@
+"""The errors toeangle raises on purpose: each edge (CLI, API, batch) maps them once."""
+
+
+class ToeangleError(Exception):
+    """Base of every expected failure; anything else is a bug."""
+
+
+class ImageDecodeError(ToeangleError):
+    """The bytes could not become a picture."""
+
+
+class UnsupportedImageError(ImageDecodeError):
+    """Not an image in an accepted format, judged by its bytes (not its name or declared type)."""
+
+
+class CorruptImageError(ImageDecodeError):
+    """An accepted format, but broken or truncated."""
+
+
+class ImageTooLargeError(ImageDecodeError):
+    """Too many pixels to decode safely (refused from the header, before decoding)."""
+
+
+class LandmarkError(ToeangleError):
+    """Landmarks given by hand are missing, outside the photo or geometrically unusable."""

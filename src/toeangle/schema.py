@@ -1,0 +1,176 @@
+"""The few nouns of toeangle, defined once and shared by the CLI, the API and batch runs.
+
+Coordinates are always pixels of the original photo (after EXIF orientation), x to the
+right and y down, so that a phone app can draw them on the picture it holds.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+LANDMARK_NAMES: tuple[str, ...] = ("heel", "first_metatarsal", "first_mtp", "hallux_ip", "hallux_tip")
+"""The contract's five landmarks (../shared/find/README.md), heel to toe."""
+
+Protocol = Literal["passive_nwb", "active_nwb", "weight_bearing", "heel_raise"]
+Side = Literal["left", "right"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Point(_Frozen):
+    """One landmark: where it is and how sure the detector was.
+
+    Accepts ``[x, y]`` as well as ``{"x": .., "y": ..}`` so that hand-written points stay short.
+    """
+
+    x: float = Field(allow_inf_nan=False)
+    y: float = Field(allow_inf_nan=False)
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0, description="0..1; None for manual points")
+    sigma_px: float | None = Field(
+        default=None, ge=0.0, allow_inf_nan=False,
+        description="Calibrated positional uncertainty (1 sigma, pixels); None when unknown",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_pair(cls, value: object) -> object:
+        if isinstance(value, (list, tuple)):
+            if len(value) != 2:
+                raise ValueError("a point is [x, y]")
+            return {"x": value[0], "y": value[1]}
+        return value
+
+    @property
+    def xy(self) -> tuple[float, float]:
+        return (self.x, self.y)
+
+
+class Landmarks(_Frozen):
+    """The five landmarks; any may be missing (not found, or not sent)."""
+
+    heel: Point | None = None
+    first_metatarsal: Point | None = None
+    first_mtp: Point | None = None
+    hallux_ip: Point | None = None
+    hallux_tip: Point | None = None
+
+    def present(self) -> dict[str, Point]:
+        return {name: p for name in LANDMARK_NAMES if (p := getattr(self, name)) is not None}
+
+    def scaled(self, sx: float, sy: float) -> Landmarks:
+        """The same landmarks in a resized image's pixels (sigma scales with the mean factor)."""
+        mean = (abs(sx) + abs(sy)) / 2
+        return Landmarks(**{
+            name: p.model_copy(update={
+                "x": p.x * sx, "y": p.y * sy,
+                "sigma_px": None if p.sigma_px is None else p.sigma_px * mean,
+            })
+            for name, p in self.present().items()
+        })
+
+
+class ImageInfo(_Frozen):
+    width: int = Field(description="Original photo width in pixels, after EXIF orientation")
+    height: int
+    format: str | None = Field(default=None, description="JPEG, PNG, WEBP or HEIF")
+
+
+class Measurement(_Frozen):
+    """The angle itself, and what it rests on."""
+
+    angle_deg: float = Field(description="Hallux dorsiflexion: metatarsal axis vs proximal phalanx; + is up")
+    uncertainty_deg: float | None = Field(
+        default=None, description="Half-width of a ~90% interval; None when landmarks carry no uncertainty",
+    )
+    phalanx_point: Literal["hallux_ip", "hallux_tip"] = Field(
+        description="End of the phalanx axis; hallux_tip only as a fallback, and it overstates the angle",
+    )
+    notes: tuple[str, ...] = ()
+
+
+class Grade(_Frozen):
+    system: str = "Coughlin & Shurnas 2003"
+    grade: int = Field(ge=0, le=4)
+    description: str
+    basis: Literal["angle", "side_to_side_loss", "angle_and_pain"]
+
+
+class Verdict(_Frozen):
+    protocol: Protocol
+    label: Literal["normal", "restricted", "borderline"]
+    normal_min_deg: float = Field(description="The protocol's normal threshold")
+    grade: Grade | None = None
+    side_to_side_loss_pct: float | None = Field(
+        default=None, description="How much less this toe bends than the other foot's, in percent",
+    )
+    summary: str
+
+
+class Exercise(_Frozen):
+    id: str
+    name: str
+    how: str
+    dose: str
+    source: str
+
+
+class Routine(_Frozen):
+    severity: Literal["normal", "mild", "moderate", "severe"]
+    exercises: tuple[Exercise, ...]
+    see_clinician: bool
+    advice: str
+    disclaimer: str
+
+
+class Quality(_Frozen):
+    """Whether the photo supports a number, and if not, why."""
+
+    status: Literal["ok", "unmeasurable"]
+    reasons: tuple[str, ...] = ()
+
+    @classmethod
+    def ok(cls) -> Quality:
+        return cls(status="ok")
+
+    @classmethod
+    def refuse(cls, *reasons: str) -> Quality:
+        return cls(status="unmeasurable", reasons=tuple(reasons))
+
+
+class Detection(_Frozen):
+    """What a landmark detector found in one photo."""
+
+    landmarks: Landmarks
+    detector: str = Field(description="Which detector path produced the landmarks")
+    quality: Quality
+
+
+class MeasureOptions(_Frozen):
+    """What the user tells us besides the photo."""
+
+    protocol: Protocol = "passive_nwb"
+    side: Side | None = None
+    other_foot_angle_deg: float | None = Field(
+        default=None, ge=-90, le=180, allow_inf_nan=False,
+        description="The other foot's angle, same protocol, for the side-to-side comparison",
+    )
+    pain: bool = Field(default=False, description="Pain in mid-range passive motion (raises grade 3 to 4)")
+
+
+class MeasurementResult(_Frozen):
+    """The whole answer for one photo (or one set of points)."""
+
+    status: Literal["ok", "unmeasurable"]
+    reasons: tuple[str, ...] = ()
+    image: ImageInfo | None = None
+    detector: str
+    landmarks: Landmarks
+    measurement: Measurement | None = None
+    verdict: Verdict | None = None
+    routine: Routine | None = None
+    options: MeasureOptions
+    timings_ms: dict[str, float] = Field(default_factory=dict)

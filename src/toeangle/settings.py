@@ -1,0 +1,53 @@
+"""All configuration in one object, read from TOEANGLE_* environment variables.
+
+Every field is documented in the README's configuration table; `toeangle config` prints
+the values in force.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+_REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
+
+
+def _split_csv(cls: type, value: object) -> object:
+    """Lists come from the environment as "a,b,c"."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TOEANGLE_", frozen=True)
+
+    detector: Literal["auto", "markers", "keypoint"] = Field(
+        default="auto",
+        description="Landmark source for photos: auto (skin markers if present, else the keypoint model), markers, keypoint",
+    )
+    models_dir: Path = Field(default=_REPO_MODELS, description="Folder with the shipped ONNX models")
+    clinical_file: Path | None = Field(default=None, description="Override for the clinical rules TOML")
+    decode_max_side: int = Field(default=2048, ge=256, description="Photos larger than this are decoded reduced (JPEG DCT scaling)")
+    max_pixels: int = Field(default=40_000_000, ge=1, description="Refuse images with more pixels than this (decompression bombs)")
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1, description="Largest accepted upload")
+    workers: int = Field(default=2, ge=1, description="Inference worker processes of the service")
+    queue_size: int = Field(default=8, ge=0, description="Requests allowed to wait for a worker before 503")
+    request_timeout_s: float = Field(default=20.0, gt=0, description="Per-request time limit for inference")
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Comma-separated bearer tokens; empty = open")
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Comma-separated origins allowed by CORS")
+    host: str = Field(default="127.0.0.1", description="Address `toeangle serve` binds")
+    port: int = Field(default=8000, description="Port `toeangle serve` binds")
+    log_level: str = Field(default="info", description="Log level")
+
+    _lists_from_csv = field_validator("api_keys", "cors_origins", mode="before")(_split_csv)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
