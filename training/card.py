@@ -1,0 +1,49 @@
+"""Write models/keypoints.json: what the runtime needs to trust the ONNX files (sizes, sha256,
+uncertainty scale, quality-gate limits) plus how they were made.
+
+    python training/card.py [--sigma-scale S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+
+GATE = {
+    "min_presence": 0.5,
+    "min_in_frame": 0.5,
+    "max_off_axis_deg": 30.0,
+    "min_foot_px": 150.0,
+    "min_luminance": 30.0,
+    "max_luminance": 240.0,
+    "min_sharpness": 1.0,
+    "max_uncertainty_deg": 15.0,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sigma-scale", type=float)
+    parser.add_argument("--version", default="v1")
+    args = parser.parse_args()
+    path = MODELS / "keypoints.json"
+    old = json.loads(path.read_text()) if path.exists() else {}
+    card = {"version": args.version, "letterbox": 127,
+            "uncertainty": {"sigma_scale": args.sigma_scale or old.get("uncertainty", {}).get("sigma_scale", 1.0)},
+            "gate": {**GATE, **{k: v for k, v in old.get("gate", {}).items() if k in GATE}}}
+    for stage in (1, 2):
+        onnx = MODELS / f"foot_stage{stage}.onnx"
+        train = json.loads((MODELS / f"stage{stage}_train.json").read_text())
+        card[f"stage{stage}"] = {"file": onnx.name, "input": 128,
+                                 "sha256": hashlib.sha256(onnx.read_bytes()).hexdigest(),
+                                 "training": {k: train[k] for k in ("train_samples", "epochs_run", "seconds", "val")}}
+    path.write_text(json.dumps(card, indent=1) + "\n")
+    print(json.dumps(card, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Render training sets: stage-1 whole photos (letterboxed) and stage-2 forefoot crops, from seeds.
+
+    python training/dataset.py --seeds 0:16000 --out data/train.npz
+Benchmark seeds start at 1_000_000 and are never rendered here for training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import time
+from pathlib import Path
+
+import numpy as np
+
+from foot import LANDMARKS
+from render import Renderer
+from synth import SceneSampler, degrade, forefoot_matrix, project
+from toeangle.detectors.crops import apply_affine
+
+STAGE1 = 160
+STAGE2 = 128
+FOREFOOT = ("first_metatarsal", "first_mtp", "hallux_ip", "hallux_tip")
+LETTERBOX = 127
+ASPECTS = [((3, 4), 0.35), ((4, 3), 0.3), ((1, 1), 0.1), ((9, 16), 0.15), ((16, 9), 0.1)]
+BENCH_SEED_START = 1_000_000
+
+_worker = {}
+
+
+def _init():
+    _worker["renderer"] = Renderer()
+    _worker["sampler"] = SceneSampler()
+
+
+def photo_size(rng: np.random.Generator, long_side: int) -> tuple[int, int]:
+    (a, b) = ASPECTS[rng.choice(len(ASPECTS), p=[p for _, p in ASPECTS])][0]
+    return (long_side, round(long_side * b / a)) if a >= b else (round(long_side * a / b), long_side)
+
+
+def letterbox_offset(size: tuple[int, int], canvas: int) -> tuple[int, int]:
+    return (canvas - size[0]) // 2, (canvas - size[1]) // 2
+
+
+def make_sample(seed: int) -> dict:
+    renderer, sampler = _worker["renderer"], _worker["sampler"]
+    rng = np.random.default_rng([seed, 7])
+    scene, truth = sampler.sample(seed)
+    negative = rng.random() < 0.05
+    if negative:  # no foot at all: walls, floors, clutter
+        scene.meshes = scene.meshes[-1:] if rng.random() < 0.3 else []
+    size = photo_size(rng, STAGE1)
+    img = degrade(renderer.render(scene, size), rng)
+    canvas = np.full((STAGE1, STAGE1, 3), LETTERBOX, np.uint8)
+    ox, oy = letterbox_offset(size, STAGE1)
+    canvas[oy:oy + size[1], ox:ox + size[0]] = img
+    pts = project(scene, truth, size)
+    xy = np.stack([pts[k] for k in LANDMARKS])
+    in_frame = (xy[:, 0] >= 0) & (xy[:, 0] <= size[0] - 1) & (xy[:, 1] >= 0) & (xy[:, 1] <= size[1] - 1)
+    out = dict(stage1=canvas, xy1=(xy + [ox, oy]).astype(np.float32), in_frame=in_frame & (not negative),
+               presence=not negative, off_axis=truth.off_axis_deg, angle=truth.angle_deg,
+               lateral=truth.view == "lateral", stage2_ok=False,
+               stage2=np.zeros((STAGE2, STAGE2, 3), np.uint8), xy2=np.zeros((4, 2), np.float32))
+    if not negative and truth.off_axis_deg <= 45:
+        big = (size[0] * 10, size[1] * 10)  # a phone-sized photo of the same camera
+        pts_big = project(scene, truth, big)
+        matrix = forefoot_matrix(pts_big, STAGE2, rng, jitter=0.07)
+        crop = renderer.render(scene, (STAGE2, STAGE2), similarity_px=matrix, src_size=big)
+        out.update(stage2=degrade(crop, rng, strength=0.7), stage2_ok=True,
+                   xy2=apply_affine(matrix, np.stack([pts_big[k] for k in FOREFOOT])).astype(np.float32))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", required=True, help="start:stop")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    start, stop = (int(v) for v in args.seeds.split(":"))
+    if stop > BENCH_SEED_START:
+        raise SystemExit("seeds from 1_000_000 on are the benchmark's")
+    started = time.time()
+    with mp.get_context("spawn").Pool(args.workers, initializer=_init) as pool:
+        samples = pool.map(make_sample, range(start, stop), chunksize=32)
+    arrays = {k: np.stack([s[k] for s in samples]) for k in samples[0]}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(args.out, seeds=np.arange(start, stop), **arrays)
+    print(f"{len(samples)} samples in {time.time() - started:.0f} s -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,258 @@
+"""Train the two keypoint stages on rendered data and export them to ONNX.
+
+    python training/train.py --stage 1 --data data/d_0_8000.npz data/d_8000_16000.npz ... --val data/d_900000_900600.npz
+    python training/train.py --stage 2 ...
+
+Both stages are small U-shaped CNNs whose heatmaps are decoded by a spatial soft-argmax
+inside the network: coordinates come out sub-pixel, and the softmax's spread is the
+per-landmark uncertainty. Stage 1 sees the whole (letterboxed) photo and also says whether
+there is a foot, which landmarks are in frame, and how far the view is from side-on.
+Stage 2 sees the rotation-normalised forefoot crop and places the four points that set the
+angle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+
+
+def conv(cin, cout, stride=1):
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class KeypointNet(nn.Module):
+    """Encoder to stride 32, decoder with skips back to ``out_stride``, heatmaps soft-argmaxed."""
+
+    def __init__(self, keypoints: int, widths=(16, 24, 48, 64, 96), out_stride: int = 4, image_heads: bool = False):
+        super().__init__()
+        w = widths
+        self.out_stride = out_stride
+        self.stem = nn.Sequential(conv(3, w[0], 2), conv(w[0], w[0]))  # /2
+        self.down = nn.ModuleList([nn.Sequential(conv(w[i], w[i + 1], 2), conv(w[i + 1], w[i + 1]))
+                                   for i in range(len(w) - 1)])  # /4 /8 /16 /32
+        self.up = nn.ModuleList()
+        levels = {2: 0, 4: 1, 8: 2, 16: 3}
+        self.skip_levels = [lv for lv in (16, 8, 4, 2) if lv >= out_stride]
+        cin = w[-1]
+        for lv in self.skip_levels:
+            skip = w[levels[lv]]
+            self.up.append(conv(cin + skip, skip))
+            cin = skip
+        self.heatmap = nn.Conv2d(cin, keypoints, 1)
+        self.image_heads = image_heads
+        if image_heads:
+            self.head = nn.Sequential(nn.Linear(w[-1] + keypoints, 64), nn.ReLU(inplace=True), nn.Linear(64, 2 + keypoints))
+
+    def forward(self, x):
+        x = x / 255.0 - 0.5
+        feats = [self.stem(x)]
+        for block in self.down:
+            feats.append(block(feats[-1]))
+        y = feats[-1]
+        for lv, block in zip(self.skip_levels, self.up):
+            skip = feats[{2: 0, 4: 1, 8: 2, 16: 3}[lv]]
+            y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            y = block(torch.cat([y, skip], 1))
+        logits = self.heatmap(y)
+        coords, spread, probs = soft_argmax(logits, self.out_stride)
+        out = {"coords": coords, "spread": spread, "logits": logits, "probs": probs}
+        if self.image_heads:
+            pooled = torch.cat([feats[-1].mean((2, 3)), logits.flatten(2).amax(2)], 1)
+            h = self.head(pooled)
+            out.update(presence=h[:, 0], off_axis=torch.sigmoid(h[:, 1]) * 90.0, in_frame=h[:, 2:])
+        return out
+
+
+def soft_argmax(logits: torch.Tensor, stride: int):
+    b, k, h, w = logits.shape
+    probs = torch.softmax(logits.flatten(2), -1).view(b, k, h, w)
+    ys = (torch.arange(h, dtype=logits.dtype) + 0.5) * stride - 0.5
+    xs = (torch.arange(w, dtype=logits.dtype) + 0.5) * stride - 0.5
+    px, py = probs.sum(2), probs.sum(3)
+    x = (px * xs).sum(-1)
+    y = (py * ys).sum(-1)
+    var = (px * xs ** 2).sum(-1) - x ** 2 + (py * ys ** 2).sum(-1) - y ** 2
+    spread = torch.sqrt(torch.clamp(var / 2, min=1e-6))
+    return torch.stack([x, y], -1), spread, probs
+
+
+def gaussian_targets(xy: torch.Tensor, h: int, w: int, stride: int, sigma_cells: float = 1.0) -> torch.Tensor:
+    ys = (torch.arange(h) + 0.5) * stride - 0.5
+    xs = (torch.arange(w) + 0.5) * stride - 0.5
+    dx = (xs[None, None, None, :] - xy[..., 0, None, None]) / stride
+    dy = (ys[None, None, :, None] - xy[..., 1, None, None]) / stride
+    g = torch.exp(-(dx ** 2 + dy ** 2) / (2 * sigma_cells ** 2))
+    return g / g.sum((2, 3), keepdim=True).clamp(min=1e-8)
+
+
+STAGES = {
+    1: dict(keypoints=5, widths=(12, 24, 40, 64, 96), out_stride=4, image_heads=True, image="stage1", xy="xy1"),
+    2: dict(keypoints=4, widths=(16, 24, 40, 64, 96), out_stride=2, image_heads=False, image="stage2", xy="xy2"),
+}
+
+
+def build(stage: int) -> KeypointNet:
+    spec = STAGES[stage]
+    return KeypointNet(spec["keypoints"], spec["widths"], spec["out_stride"], spec["image_heads"])
+
+
+def load(paths: list[Path], stage: int, size: int) -> dict[str, torch.Tensor]:
+    """Rendered samples, resized to the stage's input size (pixel centres map through the scale)."""
+    parts = [dict(np.load(p)) for p in paths]
+    data = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    spec = STAGES[stage]
+    keep = np.ones(len(data["seeds"]), bool) if stage == 1 else data["stage2_ok"].astype(bool)
+    images, xy = data[spec["image"]][keep], data[spec["xy"]][keep]
+    if images.shape[1] != size:
+        scale = size / images.shape[1]
+        images = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in images])
+        xy = (xy + 0.5) * scale - 0.5
+    out = {"image": torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
+           "xy": torch.from_numpy(xy).float(),
+           "angle": torch.from_numpy(data["angle"][keep]).float()}
+    if stage == 1:
+        out.update(in_frame=torch.from_numpy(data["in_frame"][keep]).float(),
+                   presence=torch.from_numpy(data["presence"][keep]).float(),
+                   off_axis=torch.from_numpy(data["off_axis"][keep]).float())
+    return out
+
+
+def loss_fn(out, batch, stage: int, stride: int):
+    xy = batch["xy"]
+    b, k = xy.shape[:2]
+    weight = batch["in_frame"] if stage == 1 else torch.ones(b, k)
+    h, w = out["logits"].shape[-2:]
+    target = gaussian_targets(xy, h, w, stride)
+    log_probs = torch.log_softmax(out["logits"].flatten(2), -1).view_as(out["logits"])
+    ce = -(target * log_probs).sum((2, 3))
+    coord = (out["coords"] - xy).abs().sum(-1) / stride
+    denom = weight.sum().clamp(min=1)
+    loss = ((ce + 2.0 * coord) * weight).sum() / denom
+    logs = {"coord_px": float((coord * weight).sum().detach() / denom * stride)}
+    if stage == 1:
+        present = batch["presence"]
+        loss = loss + F.binary_cross_entropy_with_logits(out["presence"], present)
+        loss = loss + F.binary_cross_entropy_with_logits(out["in_frame"], batch["in_frame"], reduction="none").mean(1).mul(present).sum() / present.sum().clamp(min=1)
+        loss = loss + ((out["off_axis"] - batch["off_axis"]).abs() / 30 * present).sum() / present.sum().clamp(min=1)
+    return loss, logs
+
+
+def augment(batch, stage: int, gen: torch.Generator):
+    img, xy = batch["image"].float(), batch["xy"].clone()
+    if stage == 1:  # a mirrored photo is a valid photo of the other foot
+        flip = torch.rand(len(img), generator=gen) < 0.5
+        img[flip] = img[flip].flip(-1)
+        xy[flip, :, 0] = img.shape[-1] - 1 - xy[flip, :, 0]
+    gain = 1 + 0.15 * (torch.rand(len(img), 3, 1, 1, generator=gen) - 0.5)
+    img = (img * gain).clamp(0, 255)
+    return {**batch, "image": img, "xy": xy}
+
+
+def evaluate(model, data, stage, batch_size=128):
+    model.eval()
+    errs, spreads = [], []
+    with torch.no_grad():
+        for i in range(0, len(data["image"]), batch_size):
+            out = model(data["image"][i:i + batch_size].float())
+            errs.append((out["coords"] - data["xy"][i:i + batch_size]).norm(dim=-1))
+            spreads.append(out["spread"])
+    model.train()
+    err = torch.cat(errs)
+    if stage == 1:
+        err = err[data["in_frame"].bool()]
+    return {"median_px": float(err.median()), "p95_px": float(torch.quantile(err.flatten(), 0.95))}
+
+
+class Exported(nn.Module):
+    """What ships: coordinates, spread and (stage 1) the image heads; no heatmaps."""
+
+    def __init__(self, model: KeypointNet):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image):
+        out = self.model(image)
+        if self.model.image_heads:
+            return out["coords"], out["spread"], torch.sigmoid(out["presence"]), torch.sigmoid(out["in_frame"]), out["off_axis"]
+        return out["coords"], out["spread"]
+
+
+def export(model: KeypointNet, stage: int, size: int, path: Path) -> None:
+    model.eval()
+    names = ["coords", "spread"] + (["presence", "in_frame", "off_axis"] if stage == 1 else [])
+    torch.onnx.export(Exported(model), torch.zeros(1, 3, size, size), str(path), input_names=["image"],
+                      output_names=names, dynamic_axes={"image": {0: "batch"}, **{n: {0: "batch"} for n in names}},
+                      opset_version=17, dynamo=False)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--stage", type=int, choices=[1, 2], required=True)
+    p.add_argument("--data", type=Path, nargs="+", required=True)
+    p.add_argument("--val", type=Path, required=True)
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--minutes", type=float, default=0, help="stop after this long (0: no limit)")
+    p.add_argument("--size", type=int, default=0, help="input size (default: 128 for both stages)")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", type=Path, default=Path("models"))
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+    size = args.size or 128
+    train, val = load(args.data, args.stage, size), load([args.val], args.stage, size)
+    model = build(args.stage)
+    stride = model.out_stride
+    n = len(train["image"])
+    steps = args.epochs * (n // args.batch)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps, pct_start=0.1)
+    print(f"stage {args.stage}: {n} train, {len(val['image'])} val, {sum(p.numel() for p in model.parameters())} params")
+    started, step = time.time(), 0
+    for epoch in range(args.epochs):
+        order = torch.randperm(n, generator=gen)
+        running = []
+        for i in range(0, n - args.batch + 1, args.batch):
+            idx = order[i:i + args.batch]
+            batch = augment({k: v[idx] for k, v in train.items()}, args.stage, gen)
+            out = model(batch["image"])
+            loss, logs = loss_fn(out, batch, args.stage, stride)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if step < steps - 1:
+                sched.step()
+            step += 1
+            running.append(logs["coord_px"])
+            if args.minutes and time.time() - started > args.minutes * 60:
+                break
+        print(f"epoch {epoch}: train coord {np.mean(running):.2f} px, val {evaluate(model, val, args.stage)}, "
+              f"{time.time() - started:.0f} s", flush=True)
+        if args.minutes and time.time() - started > args.minutes * 60:
+            print("time limit reached")
+            break
+    args.out.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), args.out / f"stage{args.stage}.pt")
+    export(model, args.stage, size, args.out / f"foot_stage{args.stage}.onnx")
+    (args.out / f"stage{args.stage}_train.json").write_text(json.dumps({
+        "stage": args.stage, "train_samples": n, "epochs_run": epoch + 1, "seconds": round(time.time() - started),
+        "val": evaluate(model, val, args.stage), "data": [str(d) for d in args.data], "args": {
+            k: str(v) for k, v in vars(args).items()}}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
