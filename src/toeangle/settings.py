@@ -1,7 +1,6 @@
 """All configuration in one object, read from TOEANGLE_* environment variables.
 
-Every field is documented in the README's configuration table; `toeangle config` prints
-the values in force.
+Every field is documented in the README's configuration table.
 """
 
 from __future__ import annotations
