@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--json", action="store_true", help="print the full result as JSON")
     measure.add_argument("--overlay", type=Path, help="write the annotated photo here (PNG)")
     measure.set_defaults(run=cmd_measure)
+
+    from .batch.cli import add_parser as add_batch_parser
+    add_batch_parser(sub)
     return parser
 
 

@@ -1,0 +1,300 @@
+"""Where the photos are scored: in this process, in a local process pool, or on a Dask cluster.
+
+Every engine runs the same function (``score``) on the same pipeline as the single-photo
+CLI, with one ``Measurer`` (detector models, rules) built once per worker process (per
+worker thread on Dask), and yields rows as they finish. Submission is bounded: only a few
+batches per worker are in flight, so a list of millions of paths never queues up at once.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+
+from ..decode import encode_png
+from ..errors import ToeangleError
+from ..overlay import draw_overlay
+from ..pipeline import Measurer
+from ..schema import MeasureOptions
+from ..settings import Settings
+from .discover import Photo
+from .rows import Row
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every worker needs besides the photos: small, picklable, shipped once per batch."""
+
+    options: MeasureOptions = field(default_factory=MeasureOptions)
+    settings: tuple[tuple[str, object], ...] = ()
+    """Settings overrides (e.g. detector); everything else comes from the worker's TOEANGLE_* environment."""
+    overlays: str | None = None
+    """Folder for overlay PNGs (absolute; on a cluster it must be shared by the workers)."""
+    overlay_root: str | None = None
+    """Photo paths are mirrored under ``overlays`` relative to this folder (the inputs' common root)."""
+
+    def measurer(self) -> Measurer:
+        return Measurer(Settings(**dict(self.settings)))
+
+
+def overlay_path(folder: str, photo_path: str, root: str | None = None) -> Path:
+    """Where a photo's overlay goes: its path relative to ``root`` mirrored under ``folder``, plus ``.png``."""
+    path = os.path.abspath(photo_path)
+    if root is not None:
+        rel = os.path.relpath(path, root)
+        path = path if rel.startswith("..") else rel
+    drive, rest = os.path.splitdrive(os.path.normpath(path))
+    parts = [("_up_" if part == ".." else part) for part in Path(rest).parts if part not in (os.sep, "/", "\\")]
+    return Path(folder, *parts[:-1], parts[-1] + ".png")
+
+
+def score(measurer: Measurer, job: Job, photo: Photo) -> Row:
+    """One photo -> one row; never raises for a bad photo (the error goes into the row)."""
+    protocol = job.options.protocol
+    if photo.problem:
+        return Row.failed(photo.path, photo.size, photo.mtime_ns, protocol, photo.problem)
+    started = time.perf_counter()
+    try:
+        with open(photo.read_from or photo.path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        return Row.failed(photo.path, photo.size, photo.mtime_ns, protocol,
+                          f"cannot read the file: {exc.strerror or exc}")
+    if not data:
+        return Row.failed(photo.path, photo.size, photo.mtime_ns, protocol, "empty file")
+    try:
+        outcome = measurer.measure_photo(data, job.options)
+    except ToeangleError as exc:
+        return Row.failed(photo.path, photo.size, photo.mtime_ns, protocol, f"{type(exc).__name__}: {exc}",
+                          ms=(time.perf_counter() - started) * 1e3)
+    except Exception as exc:  # a bug, reported in the row: one photo must not stop a run of a million
+        return Row.failed(photo.path, photo.size, photo.mtime_ns, protocol,
+                          f"internal error {type(exc).__name__}: {exc}", ms=(time.perf_counter() - started) * 1e3)
+    if job.overlays:
+        target = overlay_path(job.overlays, photo.path, job.overlay_root)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(encode_png(draw_overlay(outcome.image, outcome.result)))
+        except OSError:
+            pass  # the measurement stands; a full disk shows in the overlay folder, not as a lost row
+    return Row.from_result(photo.path, photo.size, photo.mtime_ns, outcome.result,
+                           ms=(time.perf_counter() - started) * 1e3)
+
+
+def _batches(photos: Iterable[Photo], size: int) -> Iterator[list[Photo]]:
+    it = iter(photos)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+# -- in this process --------------------------------------------------------------------
+
+class InProcessEngine:
+    """One worker: this process. Also what ``--workers 1`` uses (no pool, no copying)."""
+
+    name = "inprocess"
+
+    def __init__(self, job: Job):
+        self.job = job
+        self.workers = 1
+
+    def run(self, photos: Iterable[Photo], total: int | None = None) -> Iterator[Row]:
+        measurer = self.job.measurer()
+        for photo in photos:
+            yield score(measurer, self.job, photo)
+
+
+# -- local process pool ------------------------------------------------------------------
+
+_WORKER: tuple[Measurer, Job] | None = None
+
+
+def _init_worker(job: Job) -> None:
+    """Pool initializer: the models are loaded here, once per worker process."""
+    global _WORKER
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops the pool
+    try:
+        import cv2
+        cv2.setNumThreads(1)  # one process per core already; OpenCV's own threads would oversubscribe
+    except Exception:  # pragma: no cover
+        pass
+    _WORKER = (job.measurer(), job)
+
+
+def _score_batch(photos: list[Photo]) -> list[Row]:
+    assert _WORKER is not None, "worker not initialised"
+    measurer, job = _WORKER
+    return [score(measurer, job, photo) for photo in photos]
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """forkserver on Linux: workers forked from a clean server, never from this (threaded) process."""
+    if sys.platform.startswith("linux"):
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["toeangle.batch.engines"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+def batch_size(total: int | None, workers: int, largest: int = 16) -> int:
+    """Photos per task: large enough to hide the hand-over cost, small enough to keep every worker busy."""
+    if not total:
+        return 4
+    return max(1, min(largest, total // (workers * 8)))
+
+
+class LocalEngine:
+    """A process pool on this machine, one Measurer per worker process.
+
+    If a worker dies (a native crash on some file), the pool is restarted and the photos
+    that were in flight are retried one at a time; one that kills a worker again becomes
+    an error row.
+    """
+
+    name = "local"
+
+    def __init__(self, job: Job, workers: int):
+        self.job = job
+        self.workers = workers
+
+    def _pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(self.workers, mp_context=_context(), initializer=_init_worker,
+                                   initargs=(self.job,))
+
+    def run(self, photos: Iterable[Photo], total: int | None = None) -> Iterator[Row]:
+        size = batch_size(total, self.workers)
+        pending = _batches(photos, size)
+        suspects: list[Photo] = []
+        pool = self._pool()
+        inflight: dict[Future, list[Photo]] = {}
+        try:
+            while True:
+                while len(inflight) < self.workers * 2:
+                    batch = next(pending, None)
+                    if batch is None:
+                        break
+                    inflight[pool.submit(_score_batch, batch)] = batch
+                if not inflight:
+                    break
+                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                broken = False
+                for future in done:
+                    batch = inflight.pop(future)
+                    try:
+                        yield from future.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        suspects.extend(batch)
+                if broken:
+                    for batch in inflight.values():
+                        suspects.extend(batch)
+                    inflight.clear()
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    yield from self._retry_alone(suspects)
+                    suspects = []
+                    pool = self._pool()
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _retry_alone(self, photos: Sequence[Photo]) -> Iterator[Row]:
+        for photo in photos:
+            with ProcessPoolExecutor(1, mp_context=_context(), initializer=_init_worker,
+                                     initargs=(self.job,)) as pool:
+                try:
+                    yield from pool.submit(_score_batch, [photo]).result()
+                except BrokenProcessPool:
+                    yield Row.failed(photo.path, photo.size, photo.mtime_ns, self.job.options.protocol,
+                                     "the worker process died while scoring this photo")
+
+
+# -- Dask --------------------------------------------------------------------------------
+
+_DASK_LOCAL = threading.local()
+
+
+def dask_score_batch(job: Job, photos: list[Photo]) -> list[Row]:
+    """Runs on a Dask worker: the Measurer is built on first use and kept for the worker thread's life."""
+    cache = getattr(_DASK_LOCAL, "measurers", None)
+    if cache is None:
+        cache = _DASK_LOCAL.measurers = {}
+    measurer = cache.get(job.settings)
+    if measurer is None:
+        measurer = cache[job.settings] = job.measurer()
+    return [score(measurer, job, photo) for photo in photos]
+
+
+class DaskEngine:
+    """The same work on a ``dask.distributed`` cluster; results stream back to this process's writer.
+
+    Workers read the photos themselves, from absolute paths that must exist on them too
+    (a shared mount). Without a scheduler address a LocalCluster with ``workers`` processes
+    is started for the run.
+    """
+
+    name = "dask"
+
+    def __init__(self, job: Job, scheduler: str | None, workers: int, batch: int | None = None):
+        self.job = job
+        self.scheduler = scheduler
+        self.workers = workers
+        self.batch = batch
+
+    def run(self, photos: Iterable[Photo], total: int | None = None) -> Iterator[Row]:
+        try:
+            from distributed import Client, LocalCluster, as_completed
+        except ImportError:  # pragma: no cover - depends on the install
+            raise RuntimeError("the dask engine needs the cluster extra: pip install 'toeangle[cluster]'") from None
+        cluster = None
+        if self.scheduler:
+            client = Client(self.scheduler, timeout="30s")
+        else:
+            cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
+            client = Client(cluster)
+        try:
+            threads = max(1, sum(client.nthreads().values()))
+            size = self.batch or batch_size(total, threads)
+            remote = ([Photo(p.path, p.size, p.mtime_ns, p.problem, os.path.abspath(p.read_from or p.path))
+                       for p in batch] for batch in _batches(photos, size))
+            job = self.job
+            inflight: dict[object, list[Photo]] = {}
+            queue = as_completed()
+
+            def submit() -> bool:
+                batch = next(remote, None)
+                if batch is None:
+                    return False
+                future = client.submit(dask_score_batch, job, batch, pure=False)
+                inflight[future] = batch
+                queue.add(future)
+                return True
+
+            for _ in range(threads * 2):
+                if not submit():
+                    break
+            for future in queue:
+                batch = inflight.pop(future)
+                try:
+                    rows = future.result()
+                except Exception as exc:  # the task itself failed (a worker died, a lost connection)
+                    rows = [Row.failed(p.path, p.size, p.mtime_ns, job.options.protocol,
+                                       f"dask task failed: {type(exc).__name__}: {exc}") for p in batch]
+                yield from rows
+                submit()
+        finally:
+            try:
+                client.cancel(list(inflight)) if "inflight" in locals() and inflight else None
+            finally:
+                client.close()
+                if cluster is not None:
+                    cluster.close()

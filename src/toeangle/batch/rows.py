@@ -1,0 +1,160 @@
+"""One flat row per photo, defined once and written as CSV (flat columns) or JSONL (nested).
+
+A row carries the answer (status, angle, verdict, grade, landmarks with confidences,
+quality reasons or the error) plus what ``--resume`` compares (path, size, mtime) and
+the protocol it was scored for.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from ..schema import (LANDMARK_NAMES, Grade, Landmarks, Measurement, MeasureOptions, MeasurementResult, Point,
+                      Verdict)
+
+Status = Literal["ok", "unmeasurable", "error"]
+"""ok: measured; unmeasurable: a readable photo the detector refused (reasons say why);
+error: the file could not be scored at all (not an image, corrupt, unreadable)."""
+
+REASON_SEP = " | "
+
+LANDMARK_COLUMNS: tuple[str, ...] = tuple(f"{name}_{part}" for name in LANDMARK_NAMES for part in ("x", "y", "conf"))
+CSV_COLUMNS: tuple[str, ...] = (
+    "path", "status", "angle_deg", "uncertainty_deg", "verdict", "grade", "protocol", "normal_min_deg",
+    "phalanx_point", "detector", "reasons", "error", *LANDMARK_COLUMNS,
+    "width", "height", "format", "size", "mtime_ns", "ms",
+)
+"""The CSV header, in order; JSONL has the same fields with ``landmarks`` and ``reasons`` nested."""
+
+_INT = {"grade", "width", "height", "size", "mtime_ns"}
+_FLOAT = {"angle_deg", "uncertainty_deg", "normal_min_deg", "ms"}
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+class Row(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: str
+    status: Status
+    angle_deg: float | None = None
+    uncertainty_deg: float | None = None
+    verdict: Literal["normal", "restricted", "borderline"] | None = None
+    grade: int | None = None
+    protocol: str
+    normal_min_deg: float | None = None
+    phalanx_point: str | None = None
+    detector: str | None = None
+    reasons: tuple[str, ...] = ()
+    error: str | None = None
+    landmarks: Landmarks = Landmarks()
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    size: int
+    mtime_ns: int
+    ms: float | None = None
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        return (self.path, self.size, self.mtime_ns)
+
+    # -- building ------------------------------------------------------------------------
+
+    @classmethod
+    def from_result(cls, path: str, size: int, mtime_ns: int, result: MeasurementResult,
+                    ms: float | None = None) -> Row:
+        m, v = result.measurement, result.verdict
+        landmarks = Landmarks(**{
+            name: Point(x=round(p.x, 2), y=round(p.y, 2),
+                        confidence=None if p.confidence is None else round(p.confidence, 3),
+                        sigma_px=None if p.sigma_px is None else round(p.sigma_px, 2))
+            for name, p in result.landmarks.present().items()
+        })
+        return cls(
+            path=path, status=result.status, protocol=result.options.protocol,
+            angle_deg=None if m is None else round(m.angle_deg, 2),
+            uncertainty_deg=None if m is None or m.uncertainty_deg is None else round(m.uncertainty_deg, 2),
+            phalanx_point=None if m is None else m.phalanx_point,
+            verdict=None if v is None else v.label,
+            grade=None if v is None or v.grade is None else v.grade.grade,
+            normal_min_deg=None if v is None else v.normal_min_deg,
+            detector=result.detector, reasons=tuple(_one_line(r) for r in result.reasons), landmarks=landmarks,
+            width=None if result.image is None else result.image.width,
+            height=None if result.image is None else result.image.height,
+            format=None if result.image is None else result.image.format,
+            size=size, mtime_ns=mtime_ns, ms=None if ms is None else round(ms, 2),
+        )
+
+    @classmethod
+    def failed(cls, path: str, size: int, mtime_ns: int, protocol: str, error: str, ms: float | None = None) -> Row:
+        return cls(path=path, status="error", protocol=protocol, error=_one_line(error), size=size,
+                   mtime_ns=mtime_ns, ms=None if ms is None else round(ms, 2))
+
+    def to_result(self) -> MeasurementResult:
+        """A MeasurementResult carrying what the row knows: enough to draw its overlay again."""
+        measurement = verdict = None
+        options = MeasureOptions(protocol=self.protocol)  # type: ignore[arg-type]
+        if self.status == "ok" and self.angle_deg is not None and self.verdict is not None:
+            measurement = Measurement(angle_deg=self.angle_deg, uncertainty_deg=self.uncertainty_deg,
+                                      phalanx_point=self.phalanx_point or "hallux_ip")
+            grade = None if self.grade is None else Grade(grade=self.grade, description="", basis="angle")
+            verdict = Verdict(protocol=options.protocol, label=self.verdict, normal_min_deg=self.normal_min_deg or 0.0,
+                              grade=grade, summary="")
+        return MeasurementResult(status="ok" if measurement else "unmeasurable",
+                                 reasons=self.reasons or ((self.error,) if self.error else ()),
+                                 detector=self.detector or "", landmarks=self.landmarks,
+                                 measurement=measurement, verdict=verdict, options=options)
+
+    # -- CSV -----------------------------------------------------------------------------
+
+    def csv_record(self) -> list[str]:
+        flat: dict[str, object] = self.model_dump(exclude={"landmarks", "reasons"})
+        flat["reasons"] = REASON_SEP.join(self.reasons)
+        for name in LANDMARK_NAMES:
+            p = getattr(self.landmarks, name)
+            flat[f"{name}_x"] = None if p is None else p.x
+            flat[f"{name}_y"] = None if p is None else p.y
+            flat[f"{name}_conf"] = None if p is None else p.confidence
+        return ["" if flat[c] is None else str(flat[c]) for c in CSV_COLUMNS]
+
+    @classmethod
+    def from_csv(cls, record: dict[str, str]) -> Row:
+        values: dict[str, object] = {}
+        for column in CSV_COLUMNS:
+            if column in LANDMARK_COLUMNS:
+                continue
+            text = record.get(column, "")
+            if column == "reasons":
+                values[column] = tuple(text.split(REASON_SEP)) if text else ()
+            elif text == "":
+                values[column] = None
+            elif column in _INT:
+                values[column] = int(text)
+            elif column in _FLOAT:
+                values[column] = float(text)
+            else:
+                values[column] = text
+        points = {}
+        for name in LANDMARK_NAMES:
+            x, y, conf = (record.get(f"{name}_{part}", "") for part in ("x", "y", "conf"))
+            if x and y:
+                points[name] = Point(x=float(x), y=float(y), confidence=float(conf) if conf else None)
+        values["landmarks"] = Landmarks(**points)
+        return cls(**{k: v for k, v in values.items() if v is not None or k in ("error",)})
+
+    # -- JSONL ---------------------------------------------------------------------------
+
+    def json_line(self) -> str:
+        data = self.model_dump(mode="json")
+        data["landmarks"] = self.landmarks.model_dump(mode="json", exclude_none=True)
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, line: str) -> Row:
+        return cls.model_validate_json(line)
