@@ -100,6 +100,14 @@ def test_truncated_images_are_corrupt(fmt):
         decode_image(data[: len(data) // 2])
 
 
+def test_truncated_png_without_exif_is_corrupt():
+    """Pillow reads a PNG's pixels when asked for EXIF it has not seen yet; truncation surfaces there."""
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buf, format="PNG")
+    with pytest.raises(CorruptImageError):
+        decode_image(buf.getvalue()[:2000])
+
+
 def test_garbled_jpeg_body_is_corrupt():
     data = bytearray(encoded(upright_picture(400, 300), "JPEG", quality=95))
     data[200:] = bytes(len(data) - 200)

@@ -74,7 +74,10 @@ def decode_image(data: bytes, max_side: int = 2048, max_pixels: int = 40_000_000
             raise ImageTooLargeError(
                 f"image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,}")
         fmt = "HEIF" if image.format == "HEIF" else ("JPEG" if image.format == "MPO" else image.format)
-        orientation = image.getexif().get(0x0112, 1)
+        try:  # a PNG without an eXIf chunk before its pixels loads them to look for one after
+            orientation = image.getexif().get(0x0112, 1)
+        except Exception as exc:
+            raise CorruptImageError(f"could not read the {fmt} image: {exc}") from None
         if max(width, height) > max_side and image.format in ("JPEG", "MPO"):
             factor = max_side / max(width, height)
             image.draft("RGB", (math.ceil(width * factor), math.ceil(height * factor)))
