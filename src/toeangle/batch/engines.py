@@ -263,6 +263,7 @@ class DaskEngine:
             client = Client(cluster)
         try:
             threads = max(1, sum(client.nthreads().values()))
+            self.workers = threads
             size = self.batch or batch_size(total, threads)
             remote = ([Photo(p.path, p.size, p.mtime_ns, p.problem, os.path.abspath(p.read_from or p.path))
                        for p in batch] for batch in _batches(photos, size))

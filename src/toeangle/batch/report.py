@@ -291,12 +291,13 @@ def build_report(rows: Iterable[Row], subjects: dict[str, tuple[str, dt.date]] |
         uri = thumbnail(r)
         img = f'<img class="thumb" alt="overlay" src="{uri}">' if uri else ""
         angle = "" if r.angle_deg is None else f"{r.angle_deg:.1f}"
+        angle_value = "" if r.angle_deg is None else repr(r.angle_deg)
         why = html.escape(r.error or "; ".join(r.reasons))
         body.append(
             f'<tr><td data-value="{html.escape(r.path)}">{img}</td>'
             f'<td data-value="{html.escape(r.path)}">{html.escape(r.path)}</td>'
             f'<td data-value="{r.status}">{r.status}</td>'
-            f'<td class="num angle" data-value="{angle}">{angle}</td>'
+            f'<td class="num angle" data-value="{angle_value}">{angle}</td>'
             f'<td data-value="{r.verdict or ""}" class="v-{r.verdict or "none"}">{r.verdict or ""}</td>'
             f'<td class="num" data-value="{"" if r.grade is None else r.grade}">{"" if r.grade is None else r.grade}</td>'
             f'<td data-value="{why}">{why}</td></tr>')

@@ -21,7 +21,9 @@ error: the file could not be scored at all (not an image, corrupt, unreadable)."
 
 REASON_SEP = " | "
 
-LANDMARK_COLUMNS: tuple[str, ...] = tuple(f"{name}_{part}" for name in LANDMARK_NAMES for part in ("x", "y", "conf"))
+LANDMARK_COLUMNS: tuple[str, ...] = tuple(f"{name}_{part}" for name in LANDMARK_NAMES
+                                          for part in ("x", "y", "conf", "sigma"))
+"""Per landmark: position (original photo pixels), detector confidence 0..1, positional sigma (pixels)."""
 CSV_COLUMNS: tuple[str, ...] = (
     "path", "status", "angle_deg", "uncertainty_deg", "verdict", "grade", "protocol", "normal_min_deg",
     "phalanx_point", "detector", "reasons", "error", *LANDMARK_COLUMNS,
@@ -121,6 +123,7 @@ class Row(BaseModel):
             flat[f"{name}_x"] = None if p is None else p.x
             flat[f"{name}_y"] = None if p is None else p.y
             flat[f"{name}_conf"] = None if p is None else p.confidence
+            flat[f"{name}_sigma"] = None if p is None else p.sigma_px
         return ["" if flat[c] is None else str(flat[c]) for c in CSV_COLUMNS]
 
     @classmethod
@@ -142,9 +145,10 @@ class Row(BaseModel):
                 values[column] = text
         points = {}
         for name in LANDMARK_NAMES:
-            x, y, conf = (record.get(f"{name}_{part}", "") for part in ("x", "y", "conf"))
+            x, y, conf, sigma = (record.get(f"{name}_{part}", "") for part in ("x", "y", "conf", "sigma"))
             if x and y:
-                points[name] = Point(x=float(x), y=float(y), confidence=float(conf) if conf else None)
+                points[name] = Point(x=float(x), y=float(y), confidence=float(conf) if conf else None,
+                                     sigma_px=float(sigma) if sigma else None)
         values["landmarks"] = Landmarks(**points)
         return cls(**{k: v for k, v in values.items() if v is not None or k in ("error",)})
 

@@ -198,6 +198,7 @@ def run_batch(config: BatchConfig) -> Summary:
             if close is not None:
                 close()
     summary.scored = this_run.rows
+    summary.workers = engine.workers
     summary.elapsed_s = time.perf_counter() - started
     if summary.interrupted:
         summary.rows, summary.by_status, summary.by_verdict = this_run.rows, this_run.by_status, this_run.by_verdict
