@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test bench train samples egl clean
+.PHONY: setup run test chromium bench train samples egl clean
 
 setup: $(VENV)/.installed
 
@@ -16,8 +16,14 @@ $(VENV)/.installed: pyproject.toml
 run: setup
 	$(BIN)/toeangle serve
 
-test: setup
+test: setup chromium
 	$(BIN)/python -m pytest -q
+
+# Debian's chromium for the browser test (tests/service/test_service_browser.py); skipped where apt-get is missing.
+chromium:
+	@test -x /usr/bin/chromium || ! command -v apt-get >/dev/null || \
+		(apt-get update -q && apt-get install -y -q chromium) || \
+		echo "chromium could not be installed (not root?): the browser test will be skipped"
 
 # Headless OpenGL for rendering feet (training data, benchmark, samples).
 egl:

@@ -61,6 +61,21 @@ def cmd_measure(args: argparse.Namespace) -> int:
     return 0 if outcome.result.status == "ok" else 1
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The web page and the API (the same app as the Docker image), until SIGINT/SIGTERM."""
+    import uvicorn
+
+    from .service import create_app
+    from .service.logs import log_config
+    from .settings import Settings
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers)) if v is not None}
+    settings = Settings(**overrides)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=log_config(settings.log_level),
+                access_log=False, server_header=False, timeout_graceful_shutdown=settings.request_timeout_s + 5)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="toeangle", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -79,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .batch.cli import add_parser as add_batch_parser
     add_batch_parser(sub)
+
+    serve = sub.add_parser("serve", help="serve the web page and the HTTP API (TOEANGLE_* settings apply)")
+    serve.add_argument("--host", help="address to bind (default: TOEANGLE_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default: TOEANGLE_PORT, 8000)")
+    serve.add_argument("--workers", type=int, help="inference worker processes (default: TOEANGLE_WORKERS, 2)")
+    serve.set_defaults(run=cmd_serve)
     return parser
 
 

@@ -17,10 +17,15 @@ def severity_of(verdict: Verdict, rules: ClinicalRules) -> str:
 
 def prescribe(verdict: Verdict, rules: ClinicalRules, pain: bool = False) -> Routine:
     """The data file's exercises for this severity, in the file's order of priority."""
-    severity = severity_of(verdict, rules)
+    ungraded = verdict.label != "normal" and not rules.protocols[verdict.protocol].graded
+    return routine_for(severity_of(verdict, rules), rules, ungraded=ungraded, pain=pain)
+
+
+def routine_for(severity: str, rules: ClinicalRules, ungraded: bool = False, pain: bool = False) -> Routine:
+    """The routine of one severity; ``ungraded`` adds the advice to take the graded (passive) test too."""
     exercises = tuple(e for e, severities in rules.exercises if severity in severities)
     advice = [rules.advice[severity]]
-    if verdict.label != "normal" and not rules.protocols[verdict.protocol].graded:
+    if ungraded:
         advice.append(rules.advice["ungraded"])
     if severity in rules.programme_for:
         advice.append(rules.programme)

@@ -1,0 +1,120 @@
+"""Every failure as RFC 9457 problem+json, mapped from the core's exception types in one place.
+
+No handler ever returns a stack trace: unexpected exceptions are logged with the request id
+and answered with a generic 500 problem (which the tests make sure never happens).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import CorruptImageError, ImageTooLargeError, LandmarkError, ToeangleError, UnsupportedImageError
+from .workers import NotReady, Overloaded, TimedOut
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("toeangle.service")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, plus the request id and, for validation failures, the fields at fault."""
+
+    type: str = Field(description="URI naming the kind of problem (listed in docs/service.md)",
+                      examples=["urn:toeangle:problem:unsupported-image"])
+    title: str = Field(examples=["Not an image"])
+    status: int = Field(examples=[415])
+    detail: str = Field(examples=["not a JPEG, PNG, WebP or HEIC image (read 13 bytes)"])
+    instance: str | None = Field(default=None, description="The request path")
+    request_id: str | None = None
+    errors: list[dict[str, Any]] | None = Field(default=None, description="Field errors, for 422 validation problems")
+
+
+class ServiceProblem(Exception):
+    """A problem raised by the service's own code (size limits, missing parts, access)."""
+
+    def __init__(self, status: int, slug: str, title: str, detail: str, headers: dict[str, str] | None = None,
+                 errors: list[dict[str, Any]] | None = None):
+        super().__init__(detail)
+        self.status, self.slug, self.title, self.detail = status, slug, title, detail
+        self.headers = headers or {}
+        self.errors = errors
+
+
+# The core's errors -> (status, slug, title). The most specific class wins (checked in order).
+CORE_ERRORS: tuple[tuple[type[ToeangleError], int, str, str], ...] = (
+    (UnsupportedImageError, 415, "unsupported-image", "Not an image in an accepted format"),
+    (ImageTooLargeError, 413, "too-many-pixels", "Image has too many pixels"),
+    (CorruptImageError, 422, "corrupt-image", "Corrupt or truncated image"),
+    (LandmarkError, 422, "unusable-landmarks", "Landmarks cannot be measured"),
+    (ToeangleError, 422, "unprocessable", "Input cannot be processed"),
+)
+
+
+def problem_response(request: Request, status: int, slug: str, title: str, detail: str,
+                     headers: dict[str, str] | None = None, errors: list[dict[str, Any]] | None = None) -> JSONResponse:
+    body = Problem(type=f"urn:toeangle:problem:{slug}", title=title, status=status, detail=detail,
+                   instance=request.url.path, request_id=getattr(request.state, "request_id", None), errors=errors)
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers,
+                        media_type=PROBLEM_JSON)
+
+
+def _clean_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Field errors without the input values (which could be large, or a photo)."""
+    return [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+            for e in errors]
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ServiceProblem)
+    async def _service(request: Request, exc: ServiceProblem):
+        return problem_response(request, exc.status, exc.slug, exc.title, exc.detail, exc.headers, exc.errors)
+
+    @app.exception_handler(ToeangleError)
+    async def _core(request: Request, exc: ToeangleError):
+        for kind, status, slug, title in CORE_ERRORS:
+            if isinstance(exc, kind):
+                return problem_response(request, status, slug, title, str(exc))
+        raise AssertionError("unreachable: ToeangleError is in CORE_ERRORS")
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_validation(request: Request, exc: RequestValidationError):
+        errors = _clean_errors(list(exc.errors()))
+        return problem_response(request, 422, "invalid-request", "Invalid request",
+                                "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors), errors=errors)
+
+    @app.exception_handler(ValidationError)
+    async def _validation(request: Request, exc: ValidationError):
+        errors = _clean_errors(list(exc.errors()))
+        return problem_response(request, 422, "invalid-request", "Invalid request",
+                                "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors), errors=errors)
+
+    @app.exception_handler(Overloaded)
+    async def _overloaded(request: Request, exc: Overloaded):
+        return problem_response(request, 503, "overloaded", "Service busy", str(exc),
+                                headers={"Retry-After": str(exc.retry_after_s)})
+
+    @app.exception_handler(NotReady)
+    async def _not_ready(request: Request, exc: NotReady):
+        return problem_response(request, 503, "not-ready", "Service not ready", str(exc), headers={"Retry-After": "5"})
+
+    @app.exception_handler(TimedOut)
+    async def _timed_out(request: Request, exc: TimedOut):
+        return problem_response(request, 504, "timeout", "Measurement took too long", str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, f"http-{exc.status_code}")
+        return problem_response(request, exc.status_code, slug, str(exc.detail), str(exc.detail),
+                                headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        log.exception("unexpected error", extra={"request_id": getattr(request.state, "request_id", None)})
+        return problem_response(request, 500, "internal", "Internal error",
+                                "An unexpected error occurred; it has been logged with the request id.")
