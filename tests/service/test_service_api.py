@@ -266,6 +266,13 @@ def test_missing_and_invalid_fields_are_422(server, marker_photo):
     bad = assert_problem(post_photo(server.url, data, fields={"other_foot_angle": "lots"}), 422, "invalid-request")
     assert bad["errors"][0]["loc"] == ["body", "other_foot_angle"]
     assert_problem(post_photo(server.url, data, fields={"side": "middle"}), 422, "invalid-request")
+    assert_problem(post_photo(server.url, data, fields={"pain": "0"}), 422, "invalid-request")
+    assert post_photo(server.url, data, fields={"pain": "true"}).json()["options"]["pain"] is True
+    strict = {"landmarks": {"first_mtp": [1, 2]}, "image": {"width": 10, "height": False}}
+    body = assert_problem(httpx.post(server.url + "/v1/measurements/from-landmarks", json=strict), 422, "invalid-request")
+    assert body["errors"][0]["loc"][-1] == "height"
+    assert_problem(httpx.post(server.url + "/v1/measurements/from-landmarks", content=b"\xff\xfe",
+                              headers={"content-type": "application/json"}), 422, "invalid-request")
     assert_problem(httpx.post(server.url + "/v1/measurements/from-landmarks", json={}), 422, "invalid-request")
     assert_problem(httpx.post(server.url + "/v1/measurements/from-landmarks", content=b"{not json",
                               headers={"content-type": "application/json"}), 422, "invalid-request")

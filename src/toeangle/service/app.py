@@ -144,7 +144,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     example_request = FromLandmarks.model_validate(FromLandmarks.model_config["json_schema_extra"]["examples"][0])
     example = points_measurer.measure_landmarks(example_request.landmarks, example_request.options,
                                                 example_request.image)
-    example_response = {**example.model_dump(mode="json"), "request_id": "3f2b8c1e9a7d4e5f8a6b1c2d3e4f5a6b"}
+    example_response = {**example.model_dump(mode="json"), "timings_ms": {},  # timings vary; the document must not
+                        "request_id": "3f2b8c1e9a7d4e5f8a6b1c2d3e4f5a6b"}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -179,7 +180,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise ServiceProblem(401, "unauthorized", "Missing or wrong API key",
                                  "send Authorization: Bearer <key>", headers={"WWW-Authenticate": "Bearer"})
 
-    secured = [Depends(require_key)]
+    # Declared (and in the OpenAPI document) only when keys are configured: an open service has no security scheme.
+    secured = [Depends(require_key)] if keys else []
 
     # -- measurements --
 
@@ -202,16 +204,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise ServiceProblem(422, "missing-photo", "Missing photo", "the form has no (non-empty) 'photo' field",
                                  errors=[{"loc": ["body", "photo"], "msg": "Field required", "type": "missing"}])
         raw: dict[str, Any] = {}
+        errors: list[dict[str, Any]] = []
         for form_name, option in FORM_FIELDS.items():
             part = parts.get(form_name)
             if part is not None and part.data.strip():
-                raw[option] = part.data.decode("utf-8", "replace").strip()
+                try:
+                    raw[option] = _form_value(option, part.data.decode("utf-8", "replace").strip())
+                except ValueError as exc:
+                    errors.append({"loc": ["body", form_name], "msg": str(exc), "type": "type_error"})
         try:
-            options = MeasureOptions.model_validate(raw)
-        except ValidationError as exc:
+            if errors:
+                raise ValueError
+            options = MeasureOptions.model_validate(raw, strict=True)
+        except (ValidationError, ValueError) as exc:
             back = {v: k for k, v in FORM_FIELDS.items()}
-            errors = [{"loc": ["body", *[back.get(str(p), str(p)) for p in e["loc"]]], "msg": e["msg"], "type": e["type"]}
-                      for e in exc.errors()]
+            errors += [{"loc": ["body", *[back.get(str(p), str(p)) for p in e["loc"]]], "msg": e["msg"],
+                        "type": e["type"]} for e in (exc.errors() if isinstance(exc, ValidationError) else [])]
             raise ServiceProblem(422, "invalid-request", "Invalid request",
                                  "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors), errors=errors) from None
         return bytes(photo.data), options
@@ -281,6 +289,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
               responses={200: {"content": {"application/json": {"example": example_response}}},
                          **_problem_responses(401, 413, 422)})
     async def from_landmarks(body: FromLandmarks, request: Request):
+        # FastAPI validated leniently (it would take "12" or false for a number); the contract is strict JSON.
+        body = FromLandmarks.model_validate_json(await request.body(), strict=True)
         # Pure arithmetic on a few points (microseconds): done here, no worker needed.
         result = points_measurer.measure_landmarks(body.landmarks, body.options, body.image)
         return MeasurementResponse.model_validate({**result.model_dump(mode="json"),
@@ -346,6 +356,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                            scope.get("state", {}).get("request_id")))
     app.add_middleware(RequestContext)
     return app
+
+
+def _form_value(option: str, text: str) -> Any:
+    """A form field's text as the type its MeasureOptions field has (validated strictly after)."""
+    if option == "pain":
+        if text.lower() not in ("true", "false"):
+            raise ValueError("Input should be true or false")
+        return text.lower() == "true"
+    if option == "other_foot_angle_deg":
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError("Input should be a number") from None
+    return text
 
 
 async def _start(pool: WorkerPool) -> None:

@@ -109,6 +109,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 400:  # FastAPI's "error parsing the body" (e.g. not UTF-8): bad input like any other
+            return problem_response(request, 422, "invalid-request", "Invalid request", f"malformed body: {exc.detail}")
         slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, f"http-{exc.status_code}")
         return problem_response(request, exc.status_code, slug, str(exc.detail), str(exc.detail),
                                 headers=getattr(exc, "headers", None))
