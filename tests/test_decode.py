@@ -133,3 +133,11 @@ def test_pixel_limit_is_ours_below_pillows_own_bomb_guard():
     data = encoded(Image.new("L", (8000, 6000)), "PNG")
     with pytest.raises(ImageTooLargeError, match="48,000,000 pixels"):
         decode_image(data, max_pixels=40_000_000)
+
+
+def test_phone_jpeg_decodes_by_dct_scaling_just_under_the_limit():
+    """4032x3024 with the 2048 default: the 1/2 DCT step (2016) is taken, not a full decode and a resize."""
+    decoded = decode_image(encoded(upright_picture(4032, 3024), "JPEG", 1, quality=90), max_side=2048)
+    assert decoded.rgb.shape[:2] == (1512, 2016) and decoded.scale == (2.0, 2.0)
+    decoded = decode_image(encoded(upright_picture(3000, 2000), "JPEG", 1, quality=90), max_side=2048)
+    assert decoded.rgb.shape[:2] == (1365, 2048)  # 1/2 would be 1500, too far under: full decode, resized

@@ -26,6 +26,9 @@ Image.init()  # register every plugin now, so the format allow-list below can na
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF")
 """Pillow's JPEG opener also yields MPO, its name for phone JPEGs with extra frames."""
 
+DRAFT_SLACK = 0.8
+"""A reduced JPEG decode may come out this much under max_side (longest side), never over it."""
+
 _TRANSPOSED = {5, 6, 7, 8}
 """EXIF orientations that swap width and height."""
 
@@ -79,7 +82,9 @@ def decode_image(data: bytes, max_side: int = 2048, max_pixels: int = 40_000_000
         except Exception as exc:
             raise CorruptImageError(f"could not read the {fmt} image: {exc}") from None
         if max(width, height) > max_side and image.format in ("JPEG", "MPO"):
-            factor = max_side / max(width, height)
+            # DCT scaling halves the size per step; accept a step that lands a little under
+            # max_side, so a 4032 px phone photo decodes at 2016 (1/2) instead of in full.
+            factor = max_side * DRAFT_SLACK / max(width, height)
             image.draft("RGB", (math.ceil(width * factor), math.ceil(height * factor)))
         try:
             image.load()
