@@ -182,3 +182,19 @@ def test_report_table_sorts_by_angle_in_a_browser(folder, tmp_path):
     angles = [float(c["attrs"]["data-value"]) for c in tree.find("td", "angle")]
     assert len(angles) == len(truth) and angles == sorted(angles)
     assert angles != [r.angle_deg for r in read_rows(out)]  # the file's order is by path, not by angle
+
+
+def test_report_table_is_capped_but_counts_and_charts_use_every_row(folder, tmp_path):
+    from toeangle.batch.report import build_report
+    root, truth = folder
+    out = tmp_path / "r.csv"
+    main(["batch", str(root), "--out", str(out), "--quiet"])
+    rows = list(read_rows(out))
+    page = tmp_path / "capped.html"
+    page.write_text(build_report(lambda: read_rows(out), max_photos=4))
+    tree = _parse(page)
+    (table,) = tree.find("table", "sortable")
+    assert len([tr for tr in tree.find("tr", within=table) if tree.find("td", within=tr)]) == 4
+    assert f"4 of {len(rows)} photos" in page.read_text()
+    bars = tree.find("rect", "bar")
+    assert sum(int(b["attrs"]["data-count"]) for b in bars) == sum(r.angle_deg is not None for r in rows)

@@ -203,8 +203,9 @@ class LocalEngine:
                     yield from self._retry_alone(suspects)
                     suspects = []
                     pool = self._pool()
+            pool.shutdown(wait=True)
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+            pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C or the consumer stopped: do not wait
 
     def _retry_alone(self, photos: Sequence[Photo]) -> Iterator[Row]:
         for photo in photos:

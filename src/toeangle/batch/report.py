@@ -21,8 +21,9 @@ import math
 import os
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 
@@ -34,6 +35,14 @@ from .writers import read_rows
 THUMB_SIDE = 200
 """Longest side of a thumbnail, in pixels."""
 _NAME_PATTERN = re.compile(r"^(?P<subject>.+?)[_\- ](?P<date>\d{4}-\d{2}-\d{2}|\d{8})(?:[_\-. ].*)?$")
+class _Angle(NamedTuple):
+    """What the histogram needs of a row (a few numbers, for reports over millions of rows)."""
+
+    angle_deg: float
+    verdict: str | None
+    normal_min_deg: float | None
+
+
 _COLOURS = {k: "#%02x%02x%02x" % v for k, v in VERDICT_COLOURS.items() if k}
 _ORDER = ("normal", "borderline", "restricted")
 
@@ -75,7 +84,7 @@ def _nice_step(span: float, ticks: int = 6) -> float:
     return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
 
 
-def histogram_svg(rows: list[Row], threshold: float | None, width: int = 640, height: int = 240) -> str:
+def histogram_svg(rows: list[_Angle], threshold: float | None, width: int = 640, height: int = 240) -> str:
     """Angle histogram, 5-degree bins stacked by verdict, threshold as a dashed line."""
     angles = [r.angle_deg for r in rows if r.angle_deg is not None]
     lo_val = min(angles + ([threshold] if threshold is not None else []))
@@ -220,26 +229,44 @@ def _counts_table(title: str, counts: Counter, css: str) -> str:
     return f'<table class="{css}"><caption>{title}</caption><tbody>{body}</tbody></table>'
 
 
-def _sample(rows: list[Row], limit: int) -> list[Row]:
-    if len(rows) <= limit:
-        return rows
-    step = len(rows) / limit
-    return [rows[int(i * step)] for i in range(limit)]
+def _sample_indices(total: int, limit: int) -> set[int]:
+    """Which rows (by position) the table shows: all, or ``limit`` evenly spread."""
+    if total <= limit:
+        return set(range(total))
+    step = total / limit
+    return {int(i * step) for i in range(limit)}
 
 
-def build_report(rows: Iterable[Row], subjects: dict[str, tuple[str, dt.date]] | None = None,
+def build_report(rows: Iterable[Row] | Callable[[], Iterable[Row]],
+                 subjects: dict[str, tuple[str, dt.date]] | None = None,
                  max_photos: int = 500, title: str = "toeangle batch report") -> str:
-    rows = sorted(rows, key=lambda r: r.path)
+    """The page. ``rows`` may be a callable giving a fresh iteration (two passes over a results
+    file, holding only a few numbers per photo and the table's rows in memory) or the rows themselves."""
+    again = rows if callable(rows) else (lambda listed=list(rows): listed)
     by_status = Counter({k: 0 for k in ("ok", "unmeasurable", "error")})
     by_verdict = Counter({k: 0 for k in _ORDER})
     by_grade: Counter = Counter()
-    for r in rows:
+    measured: dict[str, list[_Angle]] = defaultdict(list)
+    people: dict[str, list[tuple[dt.date, float, float | None]]] = defaultdict(list)
+    total = 0
+    for r in again():
+        total += 1
         by_status[r.status] += 1
         if r.verdict:
             by_verdict[r.verdict] += 1
             by_grade["none" if r.grade is None else f"grade {r.grade}"] += 1
+        if r.angle_deg is None:
+            continue
+        measured[r.protocol].append(_Angle(r.angle_deg, r.verdict, r.normal_min_deg))
+        entry = None
+        if subjects is not None:
+            entry = subjects.get(r.path) or subjects.get(os.path.abspath(r.path))
+        if entry is None:
+            entry = subject_from_name(r.path)
+        if entry is not None:
+            people[entry[0]].append((entry[1], r.angle_deg, r.normal_min_deg))
     parts = [f"<h1>{html.escape(title)}</h1>",
-             f'<p class="muted">{len(rows)} photos; generated {dt.datetime.now().isoformat(timespec="seconds")}. '
+             f'<p class="muted">{total} photos; generated {dt.datetime.now().isoformat(timespec="seconds")}. '
              f"General guidance, not medical advice.</p>"]
 
     parts.append("<h2>Counts</h2><div class=\"counts\">")
@@ -249,28 +276,17 @@ def build_report(rows: Iterable[Row], subjects: dict[str, tuple[str, dt.date]] |
                                "counts-grade"))
     parts.append("</div>")
 
-    measured = [r for r in rows if r.angle_deg is not None]
-    protocols = sorted({r.protocol for r in measured})
     parts.append("<h2>Angle distribution</h2>")
     if not measured:
         parts.append("<p>No photo was measured.</p>")
-    for protocol in protocols:
-        group = [r for r in measured if r.protocol == protocol]
+    for protocol in sorted(measured):
+        group = measured[protocol]
         threshold = Counter(r.normal_min_deg for r in group if r.normal_min_deg is not None).most_common(1)
         parts.append(f'<h3>{html.escape(protocol)} ({len(group)} measured)</h3>')
         parts.append(histogram_svg(group, threshold[0][0] if threshold else None))
         legend = " ".join(f'<span class="v-{k}">&#9632; {k}</span>' for k in _ORDER)
         parts.append(f'<p class="muted">{legend}</p>')
 
-    people: dict[str, list[tuple[dt.date, float, float | None]]] = defaultdict(list)
-    for r in measured:
-        entry = None
-        if subjects is not None:
-            entry = subjects.get(r.path) or subjects.get(os.path.abspath(r.path))
-        if entry is None:
-            entry = subject_from_name(r.path)
-        if entry is not None:
-            people[entry[0]].append((entry[1], r.angle_deg, r.normal_min_deg))
     if people:
         parts.append("<h2>Per person over time</h2><div class=\"trends\">")
         for subject in sorted(people):
@@ -279,9 +295,10 @@ def build_report(rows: Iterable[Row], subjects: dict[str, tuple[str, dt.date]] |
             parts.append(trend_svg(subject, [(d, a) for d, a, _ in pts], thr[0][0] if thr else None))
         parts.append("</div>")
 
-    shown = _sample(rows, max_photos)
-    note = (f"all {len(rows)} photos" if len(shown) == len(rows)
-            else f"{len(shown)} of {len(rows)} photos, evenly spread over the path order")
+    wanted = _sample_indices(total, max_photos)
+    shown = sorted((r for i, r in enumerate(again()) if i in wanted), key=lambda r: r.path)
+    note = (f"all {total} photos" if len(shown) == total
+            else f"{len(shown)} of {total} photos, evenly spread over the path order")
     parts.append(f"<h2>Photos</h2><p class=\"muted\">{note}; click a column to sort.</p>")
     head = ('<tr><th data-type="text">photo</th><th data-type="text">path</th><th data-type="text">status</th>'
             '<th data-type="num">angle (deg)</th><th data-type="text">verdict</th><th data-type="num">grade</th>'
@@ -311,7 +328,7 @@ def build_report(rows: Iterable[Row], subjects: dict[str, tuple[str, dt.date]] |
 def write_report(results: Path, out: Path, subjects: Path | None = None, max_photos: int = 500,
                  settings: object = None) -> None:
     table = read_subjects(subjects) if subjects is not None else None
-    page = build_report(read_rows(results), table, max_photos=max_photos,
+    page = build_report(lambda: read_rows(results), table, max_photos=max_photos,
                         title=f"toeangle batch report: {results.name}")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
