@@ -69,8 +69,8 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def single_path(files: list[Path], settings: Settings) -> float:
-    """Seconds of measure_photo compute per photo, after a warm-up."""
+def single_path(files: list[Path], settings: Settings) -> tuple[float, float]:
+    """Seconds of measure_photo per photo after a warm-up: wall clock, and CPU of this process."""
     measurer = Measurer(settings)
     blobs = [f.read_bytes() for f in files]
     for data in blobs[:3]:
@@ -78,13 +78,19 @@ def single_path(files: list[Path], settings: Settings) -> float:
             measurer.measure_photo(data)
         except Exception:
             pass
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for data in blobs:
         try:
             measurer.measure_photo(data)
         except Exception:
             pass  # broken files cost their decode attempt, as in the batch
-    return (time.perf_counter() - started) / len(blobs)
+    return (time.perf_counter() - started) / len(blobs), (time.process_time() - cpu) / len(blobs)
+
+
+def cpu_per_photo(out: Path) -> float:
+    """Mean CPU seconds per photo in the batch's workers (the rows' cpu_ms)."""
+    values = [r.cpu_ms for r in read_rows(out) if r.cpu_ms is not None]
+    return float(np.mean(values)) / 1e3
 
 
 def batch(folder: Path, out: Path, workers: int, settings: tuple) -> tuple[float, int]:
@@ -125,9 +131,9 @@ def main() -> None:
         print(f"detector: {settings.detector}; decode_max_side {settings.decode_max_side}; cores {os.cpu_count()}; "
               f"load average at start {load()}")
 
-        single = single_path(files, settings)
+        single, single_cpu = single_path(files, settings)
         print(f"single-photo path (Measurer.measure_photo, in process): {single * 1e3:.1f} ms/photo "
-              f"= {1 / single:.1f} photos/s")
+              f"= {1 / single:.1f} photos/s; CPU {single_cpu * 1e3:.1f} ms/photo")
 
         wall1, n = batch(folder, tmp / "one.csv", 1, overrides)
         walln, _ = batch(folder, tmp / "all.csv", args.workers, overrides)
@@ -138,6 +144,9 @@ def main() -> None:
               f"({walln / n * 1e3 * args.workers:.1f} worker-ms/photo, "
               f"{walln / n * args.workers / single:.2f}x the single path)")
         print(f"speed-up {args.workers} workers vs 1: {rate1 and raten / rate1:.2f}x")
+        cpu1, cpun = cpu_per_photo(tmp / "one.csv"), cpu_per_photo(tmp / "all.csv")
+        print(f"CPU per photo: single path {single_cpu * 1e3:.1f} ms, batch 1 worker {cpu1 * 1e3:.1f} ms "
+              f"({cpu1 / single_cpu:.2f}x), batch {args.workers} workers {cpun * 1e3:.1f} ms ({cpun / single_cpu:.2f}x)")
         k, med, worst = errors(tmp / "all.csv", truth)
         print(f"angle error vs drawn truth ({k}/{len(truth)} sticker photos measured): median {med:.2f} deg, "
               f"max {worst:.2f} deg")

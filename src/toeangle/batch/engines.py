@@ -63,7 +63,7 @@ def score(measurer: Measurer, job: Job, photo: Photo) -> Row:
     protocol = job.options.protocol
     if photo.problem:
         return Row.failed(photo.path, photo.size, photo.mtime_ns, protocol, photo.problem)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     try:
         with open(photo.read_from or photo.path, "rb") as fh:
             data = fh.read()
@@ -76,10 +76,12 @@ def score(measurer: Measurer, job: Job, photo: Photo) -> Row:
         outcome = measurer.measure_photo(data, job.options)
     except ToeangleError as exc:
         return Row.failed(photo.path, photo.size, photo.mtime_ns, protocol, f"{type(exc).__name__}: {exc}",
-                          ms=(time.perf_counter() - started) * 1e3)
+                          ms=(time.perf_counter() - started) * 1e3,
+                          cpu_ms=(time.process_time() - cpu) * 1e3)
     except Exception as exc:  # a bug, reported in the row: one photo must not stop a run of a million
         return Row.failed(photo.path, photo.size, photo.mtime_ns, protocol,
-                          f"internal error {type(exc).__name__}: {exc}", ms=(time.perf_counter() - started) * 1e3)
+                          f"internal error {type(exc).__name__}: {exc}", ms=(time.perf_counter() - started) * 1e3,
+                          cpu_ms=(time.process_time() - cpu) * 1e3)
     if job.overlays:
         target = overlay_path(job.overlays, photo.path, job.overlay_root)
         try:
@@ -88,7 +90,7 @@ def score(measurer: Measurer, job: Job, photo: Photo) -> Row:
         except OSError:
             pass  # the measurement stands; a full disk shows in the overlay folder, not as a lost row
     return Row.from_result(photo.path, photo.size, photo.mtime_ns, outcome.result,
-                           ms=(time.perf_counter() - started) * 1e3)
+                           ms=(time.perf_counter() - started) * 1e3, cpu_ms=(time.process_time() - cpu) * 1e3)
 
 
 def _batches(photos: Iterable[Photo], size: int) -> Iterator[list[Photo]]:

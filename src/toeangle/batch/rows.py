@@ -27,12 +27,12 @@ LANDMARK_COLUMNS: tuple[str, ...] = tuple(f"{name}_{part}" for name in LANDMARK_
 CSV_COLUMNS: tuple[str, ...] = (
     "path", "status", "angle_deg", "uncertainty_deg", "verdict", "grade", "protocol", "normal_min_deg",
     "phalanx_point", "detector", "reasons", "error", *LANDMARK_COLUMNS,
-    "width", "height", "format", "size", "mtime_ns", "ms",
+    "width", "height", "format", "size", "mtime_ns", "ms", "cpu_ms",
 )
 """The CSV header, in order; JSONL has the same fields with ``landmarks`` and ``reasons`` nested."""
 
 _INT = {"grade", "width", "height", "size", "mtime_ns"}
-_FLOAT = {"angle_deg", "uncertainty_deg", "normal_min_deg", "ms"}
+_FLOAT = {"angle_deg", "uncertainty_deg", "normal_min_deg", "ms", "cpu_ms"}
 
 
 def _one_line(text: str) -> str:
@@ -61,6 +61,9 @@ class Row(BaseModel):
     size: int
     mtime_ns: int
     ms: float | None = None
+    """Wall-clock milliseconds this photo took in its worker (read, decode, detect, assess, overlay)."""
+    cpu_ms: float | None = None
+    """CPU milliseconds of the worker process meanwhile (all its threads)."""
 
     @property
     def key(self) -> tuple[str, int, int]:
@@ -70,7 +73,7 @@ class Row(BaseModel):
 
     @classmethod
     def from_result(cls, path: str, size: int, mtime_ns: int, result: MeasurementResult,
-                    ms: float | None = None) -> Row:
+                    ms: float | None = None, cpu_ms: float | None = None) -> Row:
         m, v = result.measurement, result.verdict
         landmarks = Landmarks(**{
             name: Point(x=round(p.x, 2), y=round(p.y, 2),
@@ -91,12 +94,15 @@ class Row(BaseModel):
             height=None if result.image is None else result.image.height,
             format=None if result.image is None else result.image.format,
             size=size, mtime_ns=mtime_ns, ms=None if ms is None else round(ms, 2),
+            cpu_ms=None if cpu_ms is None else round(cpu_ms, 2),
         )
 
     @classmethod
-    def failed(cls, path: str, size: int, mtime_ns: int, protocol: str, error: str, ms: float | None = None) -> Row:
+    def failed(cls, path: str, size: int, mtime_ns: int, protocol: str, error: str, ms: float | None = None,
+               cpu_ms: float | None = None) -> Row:
         return cls(path=path, status="error", protocol=protocol, error=_one_line(error), size=size,
-                   mtime_ns=mtime_ns, ms=None if ms is None else round(ms, 2))
+                   mtime_ns=mtime_ns, ms=None if ms is None else round(ms, 2),
+                   cpu_ms=None if cpu_ms is None else round(cpu_ms, 2))
 
     def to_result(self) -> MeasurementResult:
         """A MeasurementResult carrying what the row knows: enough to draw its overlay again."""
