@@ -40,8 +40,9 @@ from ..schema import Detection, ImageInfo, Landmarks, MeasureOptions, Measuremen
 from ..settings import Settings, get_settings
 from . import problems
 from .problems import PROBLEM_JSON, Problem, ServiceProblem
-from .uploads import BodyLimit, MULTIPART_OVERHEAD, MultipartError, PartTooLarge, is_multipart, parse_multipart, problem_bytes
-from .workers import WorkerPool
+from .uploads import (DRAIN_FACTOR, MULTIPART_OVERHEAD, BodyLimit, MultipartError, PartTooLarge, drain, is_multipart,
+                      parse_multipart, problem_bytes, send_problem)
+from .workers import Overloaded, WorkerPool
 
 log = logging.getLogger("toeangle.service")
 access_log = logging.getLogger("toeangle.access")
@@ -255,7 +256,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         data, options = await read_photo_form(request)
         accept = request.headers.get("accept", "")
         wants_png = "image/png" in accept and "application/json" not in accept
-        answer = await pool.measure(data, options, overlay=include_overlay or wants_png)
+        answer = await pool.measure(request.state.ticket, data, options, overlay=include_overlay or wants_png)
         del data
         _note(request, answer)
         if wants_png:
@@ -277,7 +278,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                          **_problem_responses(401, 413, 415, 422, 503, 504)})
     async def overlay(request: Request):
         data, options = await read_photo_form(request)
-        answer = await pool.measure(data, options, overlay=True)
+        answer = await pool.measure(request.state.ticket, data, options, overlay=True)
         del data
         _note(request, answer)
         return _png(answer, request)
@@ -343,19 +344,54 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     Instrumentator(registry=registry, excluded_handlers=["/metrics", "/healthz", "/readyz"]).instrument(app).expose(
         app, include_in_schema=False)
 
-    # -- edges: CORS, body size, request ids + access log (outermost last) --
-
+    # Order, outermost first: request id + log, CORS (so browsers can read every error), admission
+    # (a full queue refuses before the body is read), body limit, the app.
+    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + MULTIPART_OVERHEAD,
+                       problem_body=lambda scope, detail: problem_bytes(
+                           413, "upload-too-large", "Upload too large", detail, scope["path"],
+                           scope.get("state", {}).get("request_id")))
+    app.add_middleware(Admission, pool=pool, drain_cap=(settings.max_upload_bytes + MULTIPART_OVERHEAD) * DRAIN_FACTOR)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-ID"],
                            expose_headers=["X-Request-ID", "Retry-After", "X-Toeangle-Status", "X-Toeangle-Angle",
                                            "X-Toeangle-Verdict"], max_age=600)
-    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + MULTIPART_OVERHEAD,
-                       problem_body=lambda scope, detail: problem_bytes(
-                           413, "upload-too-large", "Upload too large", detail, scope["path"],
-                           scope.get("state", {}).get("request_id")))
     app.add_middleware(RequestContext)
     return app
+
+
+PHOTO_PATHS = ("/v1/measurements", "/v1/measurements/overlay")
+
+
+class Admission:
+    """Pure ASGI middleware: photo requests take a worker-pool ticket before their body is read.
+
+    When every worker is busy and the queue is full, the answer is an immediate 503 with
+    Retry-After (the body is read and dropped, not parsed or kept), so overload costs little
+    and never turns into unbounded latency. The ticket is given back when the worker finishes
+    the job, or at the end of the request if it never reached a worker (bad input, auth).
+    """
+
+    def __init__(self, app, pool: WorkerPool, drain_cap: int):
+        self.app, self.pool, self.drain_cap = app, pool, drain_cap
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in PHOTO_PATHS:
+            return await self.app(scope, receive, send)
+        try:
+            ticket = self.pool.admit()
+        except Overloaded as exc:
+            if await drain(scope, receive, self.drain_cap):
+                body = problem_bytes(503, "overloaded", "Service busy", str(exc), scope["path"],
+                                     scope.get("state", {}).get("request_id"))
+                await send_problem(scope, send, 503, body, {"Retry-After": str(exc.retry_after_s)})
+            return
+        scope.setdefault("state", {})["ticket"] = ticket
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if not ticket.handed_to_worker:
+                ticket.release()
 
 
 def _form_value(option: str, text: str) -> Any:

@@ -82,6 +82,28 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+async def drain(scope, receive, cap: int) -> bool:
+    """Read and drop a request body (up to ``cap`` bytes) before answering without it; False if the client left."""
+    declared = _content_length(scope)
+    if declared is not None and declared > cap:
+        return True
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return False
+        size += len(message.get("body", b""))
+        if not message.get("more_body", False) or size > cap:
+            return True
+
+
+async def send_problem(scope, send, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+    raw = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
 def _content_length(scope) -> int | None:
     for name, value in scope.get("headers", ()):
         if name == b"content-length":

@@ -56,6 +56,9 @@ class WorkerAnswer:
 
 # ---- inside each worker process ------------------------------------------------------
 
+WORKER_NICE = 5
+"""Workers run at a lower CPU priority than the service process that admits and answers."""
+
 _MEASURER = None
 
 
@@ -65,6 +68,7 @@ def _init_worker(settings: Settings) -> None:
     import cv2
 
     cv2.setNumThreads(1)  # the pool provides the parallelism; N workers x M threads oversubscribes
+    os.nice(WORKER_NICE)  # the event loop (admission, 503s, health) must never wait behind inference
     from ..pipeline import Measurer
 
     _MEASURER = Measurer(settings)
@@ -86,6 +90,20 @@ def _warm_up() -> int:
 
 
 # ---- in the service process ----------------------------------------------------------
+
+class Ticket:
+    """One admitted measurement; released exactly once (by the worker's completion, or by the request)."""
+
+    def __init__(self, pool: WorkerPool):
+        self.pool = pool
+        self.handed_to_worker = False
+        self._released = False
+
+    def release(self, seconds: float | None = None) -> None:
+        if not self._released:
+            self._released = True
+            self.pool._release(seconds)
+
 
 class WorkerPool:
     def __init__(self, settings: Settings):
@@ -125,29 +143,38 @@ class WorkerPool:
             self.error = None
             self.ready = True
 
+    def admit(self) -> Ticket:
+        """A place among the ``workers + queue_size`` measurements allowed at once, or Overloaded.
+
+        Taken before the request body is read, so a refused photo costs almost nothing and the
+        memory held by uploads is bounded as well; given back when the worker has finished.
+        """
+        if self.in_flight >= self.capacity:
+            self.rejected += 1
+            raise Overloaded(self.retry_after_s())
+        self.in_flight += 1
+        return Ticket(self)
+
     def retry_after_s(self) -> int:
         """Seconds until a slot is likely free: the queue ahead, drained by all workers."""
         return max(1, math.ceil(self._service_s * self.capacity / self.settings.workers))
 
-    async def measure(self, data: bytes, options: MeasureOptions, points: Landmarks | None = None,
+    async def measure(self, ticket: Ticket, data: bytes, options: MeasureOptions, points: Landmarks | None = None,
                       overlay: bool = False) -> WorkerAnswer:
+        """Measure in a worker; the ticket (from admit) is given back when the worker is done with the job."""
         if self._executor is None or (self.error is not None and not self.ready):
             raise NotReady(self.error or "the worker pool is not running")
-        if self.in_flight >= self.capacity:
-            self.rejected += 1
-            raise Overloaded(self.retry_after_s())
         loop = asyncio.get_running_loop()
-        self.in_flight += 1
         started = time.perf_counter()
         try:
             job: Future = self._executor.submit(_measure, data, options, points, overlay)
         except (BrokenProcessPool, RuntimeError) as exc:
-            self.in_flight -= 1
             self._restart_later(loop)
             raise NotReady(f"the worker pool is restarting: {exc}") from None
+        ticket.handed_to_worker = True
 
         def _finished(_: Future) -> None:
-            loop.call_soon_threadsafe(self._release, time.perf_counter() - started)
+            loop.call_soon_threadsafe(ticket.release, time.perf_counter() - started)
 
         job.add_done_callback(_finished)
         try:
@@ -161,9 +188,10 @@ class WorkerPool:
             self._restart_later(loop)
             raise NotReady(f"a worker process died: {exc}") from None
 
-    def _release(self, seconds: float) -> None:
+    def _release(self, seconds: float | None) -> None:
         self.in_flight -= 1
-        self._service_s = 0.9 * self._service_s + 0.1 * seconds
+        if seconds is not None:
+            self._service_s = 0.9 * self._service_s + 0.1 * seconds
 
     def _restart_later(self, loop: asyncio.AbstractEventLoop) -> None:
         if self.ready:
