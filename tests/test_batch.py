@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 import shutil
@@ -14,12 +15,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import draw_stickers, jpeg_bytes, load_rgb, sticker_geometry
 
 from toeangle.batch.discover import Discovery, discover, sniff
 from toeangle.batch.rows import CSV_COLUMNS, Row
 from toeangle.batch.writers import finalize, read_rows, repair
 from toeangle.cli import main
+
+def _photo_helpers():
+    """tests/conftest.py's photo helpers, by path: a bare ``from conftest import`` gets whichever
+    conftest pytest imported last (tests/service/ has one too)."""
+    spec = importlib.util.spec_from_file_location("toeangle_test_photos", Path(__file__).with_name("conftest.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_helpers = _photo_helpers()
+draw_stickers, jpeg_bytes, load_rgb, sticker_geometry = (
+    _helpers.draw_stickers, _helpers.jpeg_bytes, _helpers.load_rgb, _helpers.sticker_geometry)
 
 ANGLES = (12.0, 24.0, 31.0, 38.0, 47.0, 55.0, 63.0, 71.0, 80.0)
 
