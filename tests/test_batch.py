@@ -250,3 +250,48 @@ def test_resume_retries_failed_photos(folder, tmp_path, capsys):
     assert "scored 1 photos" in capsys.readouterr().out
     rows = {r.path: r for r in read_rows(out)}
     assert rows[str(root / "broken.jpg")].status == "ok"
+
+
+def _grandchildren() -> list[int]:
+    """Processes whose parent is a child of this one: the pool's workers (forked by the forkserver)."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    parents[int(entry)] = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    children = {pid for pid, ppid in parents.items() if ppid == os.getpid()}
+    return sorted(pid for pid, ppid in parents.items() if ppid in children)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to find the pool's workers")
+def test_a_worker_killed_mid_run_loses_no_photo(tmp_path, real_photos):
+    """The OOM killer (or a native crash) takes a worker: its photos are retried, each scored once."""
+    from toeangle.batch.engines import Job, LocalEngine
+    root = tmp_path / "photos"
+    truth = make_folder(root, real_photos, angles=tuple(np.linspace(10, 85, 20)), scale=3.0)
+    photos = list(discover([str(root)]))
+    rows, killed = [], None
+    for row in LocalEngine(Job(), workers=2).run(photos, total=len(photos)):
+        rows.append(row)
+        if killed is None:
+            workers = _grandchildren()
+            assert workers, "no pool worker found"
+            killed = workers[0]
+            os.kill(killed, signal.SIGKILL)
+    assert killed is not None
+    assert sorted(r.path for r in rows) == sorted(truth)
+    assert all(r.status == "ok" and abs(r.angle_deg - truth[r.path]) < 1.0 for r in rows)
+
+
+def test_progress_is_quiet_unless_on_a_terminal_or_asked(folder, tmp_path, capsys):
+    root, truth = folder
+    good = sorted(truth)[:3]
+    assert main(["batch", *good, "--out", str(tmp_path / "a.csv"), "--workers", "1"]) == 0
+    quiet = capsys.readouterr()
+    assert quiet.err == "" and "Done: scored 3 photos" in quiet.out
+    assert main(["batch", *good, "--out", str(tmp_path / "b.csv"), "--workers", "1", "--progress"]) == 0
+    shown = capsys.readouterr()
+    assert "scoring" in shown.err and "photos/s" in shown.err and "3/3" in shown.err
