@@ -19,7 +19,7 @@ run: setup
 test: setup chromium
 	$(BIN)/python -m pytest -q
 
-# Debian's chromium for the browser test (tests/service/test_service_browser.py); skipped where apt-get is missing.
+# Debian's chromium for the browser test (tests/test_service_browser.py); skipped where apt-get is missing.
 chromium:
 	@test -x /usr/bin/chromium || ! command -v apt-get >/dev/null || \
 		(apt-get update -q && apt-get install -y -q chromium) || \

@@ -85,3 +85,7 @@ def marker_photo(real_photos):
     rgb = load_rgb(real_photos[1])
     points = sticker_geometry(38.0, rng, rgb.shape[1], rgb.shape[0])
     return jpeg_bytes(draw_stickers(rgb, points, 7.0)), points
+
+
+# Real `toeangle serve` processes for the service tests (tests/service_server.py).
+from service_server import server, tight_server  # noqa: E402,F401

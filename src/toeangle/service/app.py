@@ -208,7 +208,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         errors: list[dict[str, Any]] = []
         for form_name, option in FORM_FIELDS.items():
             part = parts.get(form_name)
-            if part is not None and part.data.strip():
+            if part is not None:  # present means validated: an empty side is as wrong as "middle"
                 try:
                     raw[option] = _form_value(option, part.data.decode("utf-8", "replace").strip())
                 except ValueError as exc:

@@ -1,4 +1,4 @@
-"""Real `toeangle serve` processes on loopback, started once per session per configuration."""
+"""Real `toeangle serve` processes on loopback, started once per session per configuration (fixtures in conftest)."""
 
 from __future__ import annotations
 
