@@ -295,3 +295,17 @@ def test_progress_is_quiet_unless_on_a_terminal_or_asked(folder, tmp_path, capsy
     assert main(["batch", *good, "--out", str(tmp_path / "b.csv"), "--workers", "1", "--progress"]) == 0
     shown = capsys.readouterr()
     assert "scoring" in shown.err and "photos/s" in shown.err and "3/3" in shown.err
+
+
+def test_overwrite_keeps_the_old_file_when_the_inputs_are_wrong(folder, tmp_path):
+    root, truth = folder
+    out = tmp_path / "r.csv"
+    assert main(["batch", *sorted(truth)[:2], "--out", str(out), "--quiet", "--workers", "1"]) == 0
+    before = out.read_bytes()
+    assert main(["batch", str(root / "typo"), "--out", str(out), "--quiet", "--overwrite"]) == 2
+    assert out.read_bytes() == before
+    assert main(["batch", *sorted(truth)[:1], "--out", str(out), "--quiet", "--overwrite", "--workers", "1"]) == 0
+    assert len(list(read_rows(out))) == 1
+    # nothing left to do: no engine, same file, exit 0
+    assert main(["batch", *sorted(truth)[:1], "--out", str(out), "--quiet", "--resume"]) == 0
+    assert len(list(read_rows(out))) == 1

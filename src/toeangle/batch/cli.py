@@ -17,6 +17,14 @@ from ..schema import MeasureOptions, Protocol
 from ..settings import Settings
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (CPU affinity, e.g. a container's cpuset), not the host's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("batch", help="score many photos into a CSV or JSONL file (see docs/batch.md)",
                        description="Score folders (recursive), globs and files of photos, one row per photo.")
@@ -24,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="results file: .csv or .jsonl")
     p.add_argument("--protocol", choices=get_args(Protocol), default="passive_nwb",
                    help="how the toes were bent in these photos (default: passive_nwb)")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+    p.add_argument("--workers", type=int, default=usable_cores(),
                    help="worker processes (default: all cores); 1 scores in this process")
     p.add_argument("--engine", choices=["local", "dask"], default="local",
                    help="local process pool (default) or a dask.distributed cluster")

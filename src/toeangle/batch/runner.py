@@ -144,8 +144,7 @@ def _prepare_out(config: BatchConfig) -> set[tuple[str, int, int]]:
         except ResultsFileError as exc:
             raise BatchUsageError(str(exc)) from None
     if config.overwrite:
-        config.out.unlink()
-        return set()
+        return set()  # emptied once the inputs are known to exist (a typo must not cost the old file)
     raise BatchUsageError(f"{config.out} exists: add --resume to complete it or --overwrite to start again")
 
 
@@ -171,6 +170,8 @@ def run_batch(config: BatchConfig) -> Summary:
         progress.remove_task(looking)
         if found.missing:
             raise BatchUsageError("nothing matches: " + ", ".join(found.missing))
+        if config.overwrite and not config.resume and config.out.exists():
+            config.out.unlink()
         summary.found = len(photos)
         summary.skipped_not_images = found.skipped
         todo = [p for p in photos if p.key not in done]
@@ -184,7 +185,7 @@ def run_batch(config: BatchConfig) -> Summary:
         summary.engine, summary.workers = engine.name, engine.workers
         this_run = Summary()
         task = progress.add_task("scoring", total=len(todo))
-        rows = engine.run(todo, total=len(todo))
+        rows = engine.run(todo, total=len(todo)) if todo else iter(())
         try:
             with RowWriter(config.out) as writer:
                 for row in rows:
