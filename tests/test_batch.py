@@ -309,3 +309,16 @@ def test_overwrite_keeps_the_old_file_when_the_inputs_are_wrong(folder, tmp_path
     # nothing left to do: no engine, same file, exit 0
     assert main(["batch", *sorted(truth)[:1], "--out", str(out), "--quiet", "--resume"]) == 0
     assert len(list(read_rows(out))) == 1
+
+
+def test_a_detector_that_cannot_be_built_is_a_usage_error(folder, tmp_path, monkeypatch, capsys):
+    """Not one dead worker per photo: the run refuses to start, and the old results stay."""
+    root, truth = folder
+    out = tmp_path / "r.csv"
+    assert main(["batch", *sorted(truth)[:2], "--out", str(out), "--quiet", "--workers", "1"]) == 0
+    before = out.read_bytes()
+    monkeypatch.setenv("TOEANGLE_CLINICAL_FILE", str(tmp_path / "missing.toml"))
+    capsys.readouterr()
+    assert main(["batch", str(root), "--out", str(out), "--quiet", "--overwrite", "--workers", "2"]) == 2
+    assert "cannot set up the measurement" in capsys.readouterr().err
+    assert out.read_bytes() == before

@@ -106,12 +106,13 @@ class InProcessEngine:
 
     name = "inprocess"
 
-    def __init__(self, job: Job):
+    def __init__(self, job: Job, measurer: Measurer | None = None):
         self.job = job
         self.workers = 1
+        self.measurer = measurer
 
     def run(self, photos: Iterable[Photo], total: int | None = None) -> Iterator[Row]:
-        measurer = self.job.measurer()
+        measurer = self.measurer or self.job.measurer()
         for photo in photos:
             yield score(measurer, self.job, photo)
 

@@ -104,9 +104,13 @@ class Summary:
 
 def _engine(config: BatchConfig, job: Job, todo: int):
     if config.engine == "dask":
-        return DaskEngine(job, config.scheduler, config.workers)
+        return DaskEngine(job, config.scheduler, config.workers)  # the workers' own settings decide there
+    try:  # a detector that cannot be built is a usage error here, not one dead worker per photo
+        measurer = job.measurer()
+    except Exception as exc:
+        raise BatchUsageError(f"cannot set up the measurement (detector, clinical rules): {type(exc).__name__}: {exc}") from None
     workers = max(1, min(config.workers, todo))
-    return InProcessEngine(job) if workers == 1 else LocalEngine(job, workers)
+    return InProcessEngine(job, measurer) if workers == 1 else LocalEngine(job, workers)
 
 
 def _progress(enabled: bool | None):
@@ -144,7 +148,7 @@ def _prepare_out(config: BatchConfig) -> set[tuple[str, int, int]]:
         except ResultsFileError as exc:
             raise BatchUsageError(str(exc)) from None
     if config.overwrite:
-        return set()  # emptied once the inputs are known to exist (a typo must not cost the old file)
+        return set()  # emptied once the inputs and the detector are known to be good
     raise BatchUsageError(f"{config.out} exists: add --resume to complete it or --overwrite to start again")
 
 
@@ -170,8 +174,6 @@ def run_batch(config: BatchConfig) -> Summary:
         progress.remove_task(looking)
         if found.missing:
             raise BatchUsageError("nothing matches: " + ", ".join(found.missing))
-        if config.overwrite and not config.resume and config.out.exists():
-            config.out.unlink()
         summary.found = len(photos)
         summary.skipped_not_images = found.skipped
         todo = [p for p in photos if p.key not in done]
@@ -182,6 +184,8 @@ def run_batch(config: BatchConfig) -> Summary:
                   overlays=None if config.overlays is None else os.path.abspath(config.overlays),
                   overlay_root=input_root(config.inputs))
         engine = _engine(config, job, len(todo))
+        if config.overwrite and not config.resume and config.out.exists():
+            config.out.unlink()  # only now: a typo in a path or a broken setting must not cost the old file
         summary.engine, summary.workers = engine.name, engine.workers
         this_run = Summary()
         task = progress.add_task("scoring", total=len(todo))
