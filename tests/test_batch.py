@@ -322,3 +322,18 @@ def test_a_detector_that_cannot_be_built_is_a_usage_error(folder, tmp_path, monk
     assert main(["batch", str(root), "--out", str(out), "--quiet", "--overwrite", "--workers", "2"]) == 2
     assert "cannot set up the measurement" in capsys.readouterr().err
     assert out.read_bytes() == before
+
+
+def test_resume_matches_a_photo_named_relative_or_absolute(folder, tmp_path, monkeypatch, capsys):
+    root, truth = folder
+    out = tmp_path / "r.csv"
+    assert main(["batch", str(root), "--out", str(out), "--quiet"]) == 1
+    monkeypatch.chdir(root.parent)
+    capsys.readouterr()
+    main(["batch", "photos", "--out", str(out), "--quiet", "--resume"])
+    summary = capsys.readouterr().out
+    assert f"{len(truth) + 1} already done" in summary  # all but the 3 failed files, retried
+    assert "rows of photos not among these paths" not in summary
+    rows = list(read_rows(out))
+    assert len(rows) == len({os.path.abspath(r.path) for r in rows}) == len(truth) + 4
+    assert [r.path for r in rows if r.path.endswith("broken.jpg")] == ["photos/broken.jpg"]  # retried, new spelling

@@ -57,7 +57,9 @@ class Photo:
 
     @property
     def key(self) -> tuple[str, int, int]:
-        return (self.path, self.size, self.mtime_ns)
+        """What --resume compares: the absolute path (so 'photos/a.jpg' and '/data/photos/a.jpg'
+        from the same folder match), the size and the modification time."""
+        return (os.path.abspath(self.path), self.size, self.mtime_ns)
 
 
 @dataclass

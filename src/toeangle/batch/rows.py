@@ -8,6 +8,7 @@ the protocol it was scored for.
 from __future__ import annotations
 
 import json
+import os
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -67,7 +68,8 @@ class Row(BaseModel):
 
     @property
     def key(self) -> tuple[str, int, int]:
-        return (self.path, self.size, self.mtime_ns)
+        """As Photo.key: absolute path (resolved from the current folder), size, mtime."""
+        return (os.path.abspath(self.path), self.size, self.mtime_ns)
 
     # -- building ------------------------------------------------------------------------
 

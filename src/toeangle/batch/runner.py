@@ -178,7 +178,7 @@ def run_batch(config: BatchConfig) -> Summary:
         summary.skipped_not_images = found.skipped
         todo = [p for p in photos if p.key not in done]
         summary.skipped_done = len(photos) - len(todo)
-        in_set = {p.path for p in photos}
+        in_set = {os.path.abspath(p.path) for p in photos}
         del photos
         job = Job(options=config.options, settings=config.settings,
                   overlays=None if config.overlays is None else os.path.abspath(config.overlays),
@@ -211,7 +211,7 @@ def run_batch(config: BatchConfig) -> Summary:
         return summary
     finalize(config.out)
     for row in read_rows(config.out):
-        if row.path in in_set:
+        if os.path.abspath(row.path) in in_set:
             summary.count(row)
         else:
             summary.other_rows += 1

@@ -141,7 +141,10 @@ class RowWriter:
 
 
 def finalize(path: Path) -> int:
-    """Rewrite the file sorted by path, keeping the latest row of each path; returns the row count.
+    """Rewrite the file sorted by path, keeping the latest row of each photo; returns the row count.
+
+    A photo is its absolute path (resolved from the current folder), so one named
+    'photos/a.jpg' in one run and '/data/photos/a.jpg' in another keeps one row.
 
     Holds only (path, offset, length) per row in memory, not the rows.
     """
@@ -154,7 +157,7 @@ def finalize(path: Path) -> int:
             header = first[1] if first else b""
     for offset, record, row in _scan(path):
         if row is not None:
-            latest[row.path] = (offset, len(record))
+            latest[os.path.abspath(row.path)] = (offset, len(record))  # one photo, however it was named
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
