@@ -159,7 +159,9 @@ def trend_svg(subject: str, points: list[tuple[dt.date, float]], threshold: floa
         out.append(f'<text x="{left - 4}" y="{y(v) + 4:.1f}" font-size="10" text-anchor="end">{v:.0f}</text>')
     if threshold is not None:
         out.append(f'<line class="threshold" x1="{left}" x2="{left + pw}" y1="{y(threshold):.1f}" '
-                   f'y2="{y(threshold):.1f}" stroke="#222" stroke-dasharray="4 3"/>')
+                   f'y2="{y(threshold):.1f}" stroke="#222" stroke-dasharray="4 3"/>'
+                   f'<text x="{left + pw - 2}" y="{y(threshold) - 3:.1f}" font-size="10" text-anchor="end" '
+                   f'fill="#555">normal {threshold:g}</text>')
     if len(points) > 1:
         path = " ".join(f"{x(d):.1f},{y(a):.1f}" for d, a in points)
         out.append(f'<polyline points="{path}" fill="none" stroke="#3465a4" stroke-width="2"/>')
