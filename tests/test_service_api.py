@@ -267,6 +267,7 @@ def test_missing_and_invalid_fields_are_422(server, marker_photo):
     assert bad["errors"][0]["loc"] == ["body", "other_foot_angle"]
     assert_problem(post_photo(server.url, data, fields={"side": "middle"}), 422, "invalid-request")
     assert_problem(post_photo(server.url, data, fields={"side": ""}), 422, "invalid-request")
+    assert_problem(post_photo(server.url, data, fields={"other_foot_angle": "1" * 5000}), 422, "invalid-request")
     assert_problem(post_photo(server.url, data, fields={"pain": "0"}), 422, "invalid-request")
     assert post_photo(server.url, data, fields={"pain": "true"}).json()["options"]["pain"] is True
     strict = {"landmarks": {"first_mtp": [1, 2]}, "image": {"width": 10, "height": False}}

@@ -196,7 +196,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             parts = parse_multipart(content_type, body, lambda name: settings.max_upload_bytes if name == "photo"
                                     else SMALL_FIELD_BYTES)
         except PartTooLarge as exc:
-            raise ServiceProblem(413, "upload-too-large", "Upload too large", str(exc)) from None
+            if exc.name == "photo":
+                raise ServiceProblem(413, "upload-too-large", "Upload too large", str(exc)) from None
+            raise ServiceProblem(422, "invalid-request", "Invalid request", str(exc),  # a 2 kB "angle" is just wrong
+                                 errors=[{"loc": ["body", exc.name], "msg": str(exc), "type": "too_long"}]) from None
         except MultipartError as exc:
             raise ServiceProblem(422, "malformed-form", "Malformed form", str(exc)) from None
         del body

@@ -137,6 +137,10 @@ class MultipartError(ValueError):
 class PartTooLarge(MultipartError):
     """One form part is over its size limit."""
 
+    def __init__(self, message: str, name: str):
+        super().__init__(message)
+        self.name = name
+
 
 def is_multipart(content_type: str | None) -> bool:
     return parse_options_header(content_type or "")[0] == b"multipart/form-data"
@@ -188,7 +192,7 @@ def parse_multipart(content_type: str, body: bytes, part_limit: Callable[[str], 
         part.data += data[start:end]
         limit = part_limit(part.name)
         if len(part.data) > limit:
-            raise PartTooLarge(f"form part '{part.name}' is over the limit of {limit:,} bytes")
+            raise PartTooLarge(f"form part '{part.name}' is over the limit of {limit:,} bytes", part.name)
 
     def on_part_end():
         part = state["current"]
