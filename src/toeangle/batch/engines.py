@@ -224,6 +224,10 @@ class LocalEngine:
 # -- Dask --------------------------------------------------------------------------------
 
 _DASK_LOCAL = threading.local()
+WAIT_FOR_WORKERS_S = 120
+"""How long a run waits for the cluster's first worker before giving up."""
+RECOUNT_WORKERS_S = 5.0
+"""How often the number of worker threads (and so the batches kept in flight) is checked again."""
 
 
 def dask_score_batch(job: Job, photos: list[Photo]) -> list[Row]:
@@ -265,28 +269,27 @@ class DaskEngine:
             cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
                                    dashboard_address=None)
             client = Client(cluster)
+        inflight: dict[object, list[Photo]] = {}
         try:
-            threads = max(1, sum(client.nthreads().values()))
-            self.workers = threads
+            client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS_S)
+            threads = self.workers = max(1, sum(client.nthreads().values()))
             size = self.batch or batch_size(total, threads)
             remote = ([Photo(p.path, p.size, p.mtime_ns, p.problem, os.path.abspath(p.read_from or p.path))
                        for p in batch] for batch in _batches(photos, size))
             job = self.job
-            inflight: dict[object, list[Photo]] = {}
             queue = as_completed()
+            checked = time.monotonic()
 
-            def submit() -> bool:
-                batch = next(remote, None)
-                if batch is None:
-                    return False
-                future = client.submit(dask_score_batch, job, batch, pure=False)
-                inflight[future] = batch
-                queue.add(future)
-                return True
+            def top_up() -> None:
+                while len(inflight) < 2 * threads:
+                    batch = next(remote, None)
+                    if batch is None:
+                        return
+                    future = client.submit(dask_score_batch, job, batch, pure=False)
+                    inflight[future] = batch
+                    queue.add(future)
 
-            for _ in range(threads * 2):
-                if not submit():
-                    break
+            top_up()
             for future in queue:
                 batch = inflight.pop(future)
                 try:
@@ -295,10 +298,14 @@ class DaskEngine:
                     rows = [Row.failed(p.path, p.size, p.mtime_ns, job.options.protocol,
                                        f"dask task failed: {type(exc).__name__}: {exc}") for p in batch]
                 yield from rows
-                submit()
+                if time.monotonic() - checked > RECOUNT_WORKERS_S:  # workers may join (or leave) mid-run
+                    threads = self.workers = max(1, sum(client.nthreads().values()))
+                    checked = time.monotonic()
+                top_up()
         finally:
             try:
-                client.cancel(list(inflight)) if "inflight" in locals() and inflight else None
+                if inflight:
+                    client.cancel(list(inflight))
             finally:
                 client.close()
                 if cluster is not None:

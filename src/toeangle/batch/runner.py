@@ -149,6 +149,11 @@ def _prepare_out(config: BatchConfig) -> set[tuple[str, int, int]]:
             raise BatchUsageError(str(exc)) from None
     if config.overwrite:
         return set()  # emptied once the inputs and the detector are known to be good
+    try:
+        if next(read_rows(config.out), None) is None:
+            return set()  # a header alone: a run that stopped before its first photo (no scheduler, ...)
+    except ResultsFileError:
+        pass
     raise BatchUsageError(f"{config.out} exists: add --resume to complete it or --overwrite to start again")
 
 
