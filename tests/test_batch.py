@@ -109,7 +109,7 @@ def test_batch_csv_rows_errors_and_exit_code(folder, tmp_path, capsys, workers):
     code = main(["batch", str(root), "--out", str(out), "--workers", str(workers), "--quiet"])
     assert code == 1  # two broken files and an empty one failed
     summary = capsys.readouterr().out
-    assert "Failures (3)" in summary and "broken.jpg" in summary and "ok 9" in summary
+    assert "Failures (3)" in summary and "broken.jpg" in summary and "error 3" in summary
     rows = _csv(out)
     assert list(rows[0]) == list(CSV_COLUMNS)
     paths = [r["path"] for r in rows]
