@@ -27,7 +27,9 @@ def usable_cores() -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("batch", help="score many photos into a CSV or JSONL file (see docs/batch.md)",
-                       description="Score folders (recursive), globs and files of photos, one row per photo.")
+                       description="Score folders (recursive), globs and files of photos, one row per photo.",
+                       epilog="exit codes: 0 every photo scored (measured or unmeasurable), 1 some photos failed, "
+                              "2 usage, 130 interrupted (rerun with --resume). See docs/batch.md.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="folders, files or globs ('photos/**/*.jpg')")
     p.add_argument("--out", type=Path, required=True, help="results file: .csv or .jsonl")
     p.add_argument("--protocol", choices=get_args(Protocol), default="passive_nwb",
