@@ -87,10 +87,10 @@ def single_path(files: list[Path], settings: Settings) -> tuple[float, float]:
     return (time.perf_counter() - started) / len(blobs), (time.process_time() - cpu) / len(blobs)
 
 
-def cpu_per_photo(out: Path) -> float:
-    """Mean CPU seconds per photo in the batch's workers (the rows' cpu_ms)."""
+def cpu_per_photo(out: Path) -> tuple[float, float]:
+    """Mean and total CPU seconds per photo in the batch's workers (the rows' cpu_ms)."""
     values = [r.cpu_ms for r in read_rows(out) if r.cpu_ms is not None]
-    return float(np.mean(values)) / 1e3
+    return float(np.mean(values)) / 1e3, float(np.sum(values)) / 1e3
 
 
 def batch(folder: Path, out: Path, workers: int, settings: tuple) -> tuple[float, int]:
@@ -144,9 +144,11 @@ def main() -> None:
               f"({walln / n * 1e3 * args.workers:.1f} worker-ms/photo, "
               f"{walln / n * args.workers / single:.2f}x the single path)")
         print(f"speed-up {args.workers} workers vs 1: {rate1 and raten / rate1:.2f}x")
-        cpu1, cpun = cpu_per_photo(tmp / "one.csv"), cpu_per_photo(tmp / "all.csv")
+        (cpu1, total1), (cpun, totaln) = cpu_per_photo(tmp / "one.csv"), cpu_per_photo(tmp / "all.csv")
         print(f"CPU per photo: single path {single_cpu * 1e3:.1f} ms, batch 1 worker {cpu1 * 1e3:.1f} ms "
               f"({cpu1 / single_cpu:.2f}x), batch {args.workers} workers {cpun * 1e3:.1f} ms ({cpun / single_cpu:.2f}x)")
+        print(f"cores the batch got (its CPU seconds / wall seconds): 1 worker {total1 / wall1:.2f}, "
+              f"{args.workers} workers {totaln / walln:.2f} of {os.cpu_count()}")
         k, med, worst = errors(tmp / "all.csv", truth)
         print(f"angle error vs drawn truth ({k}/{len(truth)} sticker photos measured): median {med:.2f} deg, "
               f"max {worst:.2f} deg")
