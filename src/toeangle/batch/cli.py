@@ -83,5 +83,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     except BatchUsageError as exc:
         print(f"toeangle batch: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # while finding photos, sorting or writing the report: finished rows are kept
+        print("toeangle batch: interrupted; run again with --resume to finish", file=sys.stderr)
+        return 130
     print(summary.text())
     return summary.exit_code

@@ -177,7 +177,7 @@ def trend_svg(subject: str, points: list[tuple[dt.date, float]], threshold: floa
 
 # -- thumbnails --------------------------------------------------------------------------
 
-def thumbnail(row: Row, settings: dict | None = None) -> str | None:
+def thumbnail(row: Row) -> str | None:
     """A data: URI of the photo with its overlay, drawn again from the row; None when it cannot be read."""
     if row.status == "error":
         return None
@@ -327,8 +327,7 @@ def build_report(rows: Iterable[Row] | Callable[[], Iterable[Row]],
             + "\n".join(parts) + f"<script>{_SCRIPT}</script></body></html>\n")
 
 
-def write_report(results: Path, out: Path, subjects: Path | None = None, max_photos: int = 500,
-                 settings: object = None) -> None:
+def write_report(results: Path, out: Path, subjects: Path | None = None, max_photos: int = 500) -> None:
     table = read_subjects(subjects) if subjects is not None else None
     page = build_report(lambda: read_rows(results), table, max_photos=max_photos,
                         title=f"toeangle batch report: {results.name}")

@@ -222,7 +222,6 @@ def run_batch(config: BatchConfig) -> Summary:
             summary.other_rows += 1
     if config.report is not None:
         from .report import write_report
-        write_report(config.out, config.report, subjects=config.subjects, max_photos=config.report_max_photos,
-                     settings=config.settings)
+        write_report(config.out, config.report, subjects=config.subjects, max_photos=config.report_max_photos)
     return summary
 
