@@ -18,10 +18,10 @@ GATE = {
     "min_in_frame": 0.5,
     "max_off_axis_deg": 30.0,
     "min_foot_px": 150.0,
-    "min_luminance": 30.0,
+    "min_luminance": 15.0,
     "max_luminance": 240.0,
     "min_sharpness": 1.0,
-    "max_uncertainty_deg": 15.0,
+    "max_uncertainty_deg": 25.0,
 }
 
 
@@ -29,15 +29,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sigma-scale", type=float)
     parser.add_argument("--version", default="v1")
+    parser.add_argument("--models", type=Path, default=MODELS)
+    parser.add_argument("--max-uncertainty", type=float, help="override the gate's limit (e.g. while calibrating)")
     args = parser.parse_args()
-    path = MODELS / "keypoints.json"
+    models = args.models
+    path = models / "keypoints.json"
     old = json.loads(path.read_text()) if path.exists() else {}
     card = {"version": args.version, "letterbox": 127,
             "uncertainty": {"sigma_scale": args.sigma_scale or old.get("uncertainty", {}).get("sigma_scale", 1.0)},
-            "gate": {**GATE, **{k: v for k, v in old.get("gate", {}).items() if k in GATE}}}
+            "gate": dict(GATE)}
+    if args.max_uncertainty:
+        card["gate"]["max_uncertainty_deg"] = args.max_uncertainty
     for stage in (1, 2):
-        onnx = MODELS / f"foot_stage{stage}.onnx"
-        train = json.loads((MODELS / f"stage{stage}_train.json").read_text())
+        onnx = models / f"foot_stage{stage}.onnx"
+        train = json.loads((models / f"stage{stage}_train.json").read_text())
         card[f"stage{stage}"] = {"file": onnx.name, "input": 128,
                                  "sha256": hashlib.sha256(onnx.read_bytes()).hexdigest(),
                                  "training": {k: train[k] for k in ("train_samples", "epochs_run", "seconds", "val")}}

@@ -28,9 +28,10 @@ BENCH_SEED_START = 1_000_000
 _worker = {}
 
 
-def _init():
+def _init(scene_options: dict):
     _worker["renderer"] = Renderer()
     _worker["sampler"] = SceneSampler()
+    _worker["scene_options"] = scene_options
 
 
 def photo_size(rng: np.random.Generator, long_side: int) -> tuple[int, int]:
@@ -45,7 +46,7 @@ def letterbox_offset(size: tuple[int, int], canvas: int) -> tuple[int, int]:
 def make_sample(seed: int) -> dict:
     renderer, sampler = _worker["renderer"], _worker["sampler"]
     rng = np.random.default_rng([seed, 7])
-    scene, truth = sampler.sample(seed)
+    scene, truth = sampler.sample(seed, **_worker["scene_options"])
     negative = rng.random() < 0.05
     if negative:  # no foot at all: walls, floors, clutter
         scene.meshes = scene.meshes[-1:] if rng.random() < 0.3 else []
@@ -76,12 +77,15 @@ def main() -> None:
     parser.add_argument("--seeds", required=True, help="start:stop")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--wide-share", type=float, default=0.12, help="share of views 30-90 deg off side-on")
+    parser.add_argument("--top-down-share", type=float, default=0.0, help="of those, share seen from above")
     args = parser.parse_args()
     start, stop = (int(v) for v in args.seeds.split(":"))
     if stop > BENCH_SEED_START:
         raise SystemExit("seeds from 1_000_000 on are the benchmark's")
     started = time.time()
-    with mp.get_context("spawn").Pool(args.workers, initializer=_init) as pool:
+    options = dict(wide_view_share=args.wide_share, top_down_share=args.top_down_share)
+    with mp.get_context("spawn").Pool(args.workers, initializer=_init, initargs=(options,)) as pool:
         samples = pool.map(make_sample, range(start, stop), chunksize=32)
     arrays = {k: np.stack([s[k] for s in samples]) for k in samples[0]}
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -130,7 +130,7 @@ class SceneSampler:
         self.top_ring = None
 
     def sample(self, seed: int, off_axis_max: float = 30.0, wide_view_share: float = 0.12,
-               lateral_share: float = 0.15) -> tuple[Scene, Truth]:
+               lateral_share: float = 0.15, top_down_share: float = 0.0) -> tuple[Scene, Truth]:
         rng = np.random.default_rng(seed)
         m = self.model
         # --- the foot: shape, texture, a recorded pose, and the toe bend that sets the angle
@@ -203,6 +203,8 @@ class SceneSampler:
             off = abs(rng.normal(0, off_axis_max / 2)) if rng.random() < 0.7 else rng.uniform(0, off_axis_max)
             off = min(off, off_axis_max)
         az = rng.uniform(0, 2 * np.pi)  # how the off-axis angle splits into yaw and pitch
+        if top_down_share and off > off_axis_max and rng.random() < top_down_share:
+            az = np.pi / 2 + rng.normal(0, 0.3)  # looking down at one's own foot, as most phone photos do
         yaw, pitch = off * np.cos(az), abs(off * np.sin(az)) if rng.random() < 0.8 else off * np.sin(az)
         direction = _rot([0, 0, 1], yaw) @ toward_camera
         horizontal = np.cross([0, 0, 1], direction)

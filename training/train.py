@@ -128,7 +128,7 @@ def load(paths: list[Path], stage: int, size: int) -> dict[str, torch.Tensor]:
     return out
 
 
-def loss_fn(out, batch, stage: int, stride: int):
+def loss_fn(out, batch, stage: int, stride: int, head_weight: float = 1.0):
     xy = batch["xy"]
     b, k = xy.shape[:2]
     weight = batch["in_frame"] if stage == 1 else torch.ones(b, k)
@@ -142,9 +142,10 @@ def loss_fn(out, batch, stage: int, stride: int):
     logs = {"coord_px": float((coord * weight).sum().detach() / denom * stride)}
     if stage == 1:
         present = batch["presence"]
-        loss = loss + F.binary_cross_entropy_with_logits(out["presence"], present)
-        loss = loss + F.binary_cross_entropy_with_logits(out["in_frame"], batch["in_frame"], reduction="none").mean(1).mul(present).sum() / present.sum().clamp(min=1)
-        loss = loss + ((out["off_axis"] - batch["off_axis"]).abs() / 30 * present).sum() / present.sum().clamp(min=1)
+        heads = F.binary_cross_entropy_with_logits(out["presence"], present)
+        heads = heads + F.binary_cross_entropy_with_logits(out["in_frame"], batch["in_frame"], reduction="none").mean(1).mul(present).sum() / present.sum().clamp(min=1)
+        heads = heads + (F.smooth_l1_loss(out["off_axis"] / 10, batch["off_axis"] / 10, reduction="none") * present).sum() / present.sum().clamp(min=1)
+        loss = loss + head_weight * heads
     return loss, logs
 
 
@@ -161,17 +162,26 @@ def augment(batch, stage: int, gen: torch.Generator):
 
 def evaluate(model, data, stage, batch_size=128):
     model.eval()
-    errs, spreads = [], []
+    errs, heads = [], []
     with torch.no_grad():
         for i in range(0, len(data["image"]), batch_size):
             out = model(data["image"][i:i + batch_size].float())
             errs.append((out["coords"] - data["xy"][i:i + batch_size]).norm(dim=-1))
-            spreads.append(out["spread"])
+            if stage == 1:
+                heads.append(torch.stack([torch.sigmoid(out["presence"]), out["off_axis"]], 1))
     model.train()
     err = torch.cat(errs)
+    result = {}
     if stage == 1:
         err = err[data["in_frame"].bool()]
-    return {"median_px": float(err.median()), "p95_px": float(torch.quantile(err.flatten(), 0.95))}
+        heads = torch.cat(heads)
+        present = data["presence"].bool()
+        wide = data["off_axis"] > 30
+        result = {"presence_acc": float(((heads[:, 0] > 0.5) == present).float().mean()),
+                  "off_axis_mae": float((heads[present, 1] - data["off_axis"][present]).abs().mean()),
+                  "wide_view_recall": float((heads[present & wide, 1] > 30).float().mean()),
+                  "near_view_refused": float((heads[present & ~wide, 1] > 30).float().mean())}
+    return {"median_px": float(err.median()), "p95_px": float(torch.quantile(err.flatten(), 0.95)), **result}
 
 
 class Exported(nn.Module):
@@ -208,6 +218,10 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--heads-only", action="store_true",
+                   help="stage 1: keep the keypoint network (from --init) and retrain only the image-level heads")
+    p.add_argument("--head-weight", type=float, default=1.0, help="weight of stage 1's image-level heads")
+    p.add_argument("--init", type=Path, help="start from these weights (a .pt of the same stage)")
     p.add_argument("--out", type=Path, default=Path("models"))
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -216,7 +230,13 @@ def main() -> None:
     size = args.size or 128
     train, val = load(args.data, args.stage, size), load([args.val], args.stage, size)
     model = build(args.stage)
+    if args.init:
+        model.load_state_dict(torch.load(args.init))
     stride = model.out_stride
+    if args.heads_only:
+        train_heads(model, train, val, args)
+        save(model, args, len(train["image"]), 0, time.time())
+        return
     n = len(train["image"])
     steps = args.epochs * (n // args.batch)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -230,7 +250,7 @@ def main() -> None:
             idx = order[i:i + args.batch]
             batch = augment({k: v[idx] for k, v in train.items()}, args.stage, gen)
             out = model(batch["image"])
-            loss, logs = loss_fn(out, batch, args.stage, stride)
+            loss, logs = loss_fn(out, batch, args.stage, stride, args.head_weight)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -245,13 +265,69 @@ def main() -> None:
         if args.minutes and time.time() - started > args.minutes * 60:
             print("time limit reached")
             break
+    save(model, args, n, epoch + 1, started, val)
+
+
+def save(model, args, n, epochs, started, val=None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), args.out / f"stage{args.stage}.pt")
-    export(model, args.stage, size, args.out / f"foot_stage{args.stage}.onnx")
+    export(model, args.stage, args.size or 128, args.out / f"foot_stage{args.stage}.onnx")
+    val = val if val is not None else load([args.val], args.stage, args.size or 128)
     (args.out / f"stage{args.stage}_train.json").write_text(json.dumps({
-        "stage": args.stage, "train_samples": n, "epochs_run": epoch + 1, "seconds": round(time.time() - started),
+        "stage": args.stage, "train_samples": n, "epochs_run": epochs, "seconds": round(time.time() - started),
         "val": evaluate(model, val, args.stage), "data": [str(d) for d in args.data], "args": {
             k: str(v) for k, v in vars(args).items()}}, indent=1))
+
+
+def pooled_features(model: KeypointNet, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """What stage 1's image-level heads see: pooled deepest features and each heatmap's peak logit."""
+    model.eval()
+    captured = []
+    with torch.no_grad():
+        for i in range(0, len(images), batch_size):
+            x = images[i:i + batch_size].float() / 255.0 - 0.5
+            feats = [model.stem(x)]
+            for block in model.down:
+                feats.append(block(feats[-1]))
+            logits = model(images[i:i + batch_size].float())["logits"]
+            captured.append(torch.cat([feats[-1].mean((2, 3)), logits.flatten(2).amax(2)], 1))
+    return torch.cat(captured)
+
+
+def train_heads(model: KeypointNet, train, val, args) -> None:
+    """Retrain presence / in-frame / view-angle heads on frozen features (minutes, not an hour)."""
+    feats, val_feats = pooled_features(model, train["image"]), pooled_features(model, val["image"])
+    print(f"features: {tuple(feats.shape)}", flush=True)
+    head = model.head
+    for layer in head:
+        if isinstance(layer, nn.Linear):
+            layer.reset_parameters()
+    opt = torch.optim.AdamW(head.parameters(), lr=3e-3, weight_decay=1e-4)
+    present, wide_w = train["presence"], 1 + 2 * (train["off_axis"] > 30).float()
+    neg_w = torch.where(present > 0, 1.0, float((present > 0).sum() / (present == 0).sum().clamp(min=1)) / 2)
+    for epoch in range(args.epochs):
+        order = torch.randperm(len(feats))
+        for i in range(0, len(feats), 256):
+            idx = order[i:i + 256]
+            h = head(feats[idx])
+            p = present[idx]
+            loss = (F.binary_cross_entropy_with_logits(h[:, 0], p, reduction="none") * neg_w[idx]).mean()
+            loss = loss + (F.binary_cross_entropy_with_logits(h[:, 2:], train["in_frame"][idx], reduction="none")
+                           .mean(1) * p).sum() / p.sum().clamp(min=1)
+            off = torch.sigmoid(h[:, 1]) * 90.0
+            loss = loss + (F.smooth_l1_loss(off / 10, train["off_axis"][idx] / 10, reduction="none")
+                           * p * wide_w[idx]).sum() / p.sum().clamp(min=1)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        if epoch % 10 == 9 or epoch == args.epochs - 1:
+            with torch.no_grad():
+                hv = head(val_feats)
+            off = torch.sigmoid(hv[:, 1]) * 90
+            pv, wide = val["presence"].bool(), val["off_axis"] > 30
+            print(f"heads epoch {epoch}: presence acc {((torch.sigmoid(hv[:, 0]) > 0.5) == pv).float().mean():.3f}, "
+                  f"wide views refused {(off[pv & wide] > 30).float().mean():.2f}, "
+                  f"near views refused {(off[pv & ~wide] > 30).float().mean():.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,233 @@
+"""Markerless landmarks: the project's two-stage ONNX keypoint model, with a quality gate.
+
+Stage 1 looks at the whole (letterboxed) photo: where the five landmarks roughly are, whether
+there is a foot, which landmarks are in frame, and how far the view is from side-on. Stage 2
+looks at a rotation- and mirror-normalised forefoot crop cut from the full-resolution photo
+and places the four points that set the angle to a fraction of a pixel. When the foot is
+small in a full-body photo, MediaPipe's pose model finds it first and stage 1 runs again on a
+crop around it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..decode import DecodedImage
+from ..angle import measure_angle
+from ..errors import LandmarkError, ToeangleError
+from ..schema import LANDMARK_NAMES, Detection, Landmarks, Point, Quality
+from .base import to_original
+from .crops import apply_affine, forefoot_crop, invert_affine
+
+FOREFOOT = ("first_metatarsal", "first_mtp", "hallux_ip", "hallux_tip")
+MODEL_CARD = "keypoints.json"
+
+
+class ModelMissingError(ToeangleError):
+    """The shipped model files are missing or do not match their recorded checksums."""
+
+
+@dataclass(frozen=True)
+class GateLimits:
+    """Thresholds of the quality gate; their values live in models/keypoints.json with the model."""
+
+    min_presence: float
+    min_in_frame: float
+    max_off_axis_deg: float
+    min_foot_px: float
+    min_luminance: float
+    max_luminance: float
+    min_sharpness: float
+    max_uncertainty_deg: float
+
+
+@dataclass(frozen=True)
+class Stage1:
+    points: np.ndarray  # [5, 2] image pixels, in LANDMARK_NAMES order
+    presence: float
+    in_frame: np.ndarray  # [5]
+    off_axis_deg: float
+
+
+class KeypointModel:
+    """Both ONNX stages and their card: input sizes, letterbox value, uncertainty scale, gate limits."""
+
+    def __init__(self, models_dir: Path, threads: int = 1):
+        import onnxruntime as ort
+
+        card_path = Path(models_dir) / MODEL_CARD
+        if not card_path.exists():
+            raise ModelMissingError(f"no keypoint model card at {card_path}")
+        self.card = json.loads(card_path.read_text())
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.sessions = {}
+        for stage in ("stage1", "stage2"):
+            spec = self.card[stage]
+            path = Path(models_dir) / spec["file"]
+            data = path.read_bytes() if path.exists() else b""
+            if hashlib.sha256(data).hexdigest() != spec["sha256"]:
+                raise ModelMissingError(f"{path} is missing or does not match the sha256 in {card_path}")
+            self.sessions[stage] = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        self.gate = GateLimits(**self.card["gate"])
+        self.sigma_scale = float(self.card["uncertainty"]["sigma_scale"])
+
+    def stage1(self, rgb: np.ndarray) -> Stage1:
+        size, fill = self.card["stage1"]["input"], self.card["letterbox"]
+        h, w = rgb.shape[:2]
+        scale = size / max(h, w)
+        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+        canvas = np.full((size, size, 3), fill, np.uint8)
+        ox, oy = (size - nw) // 2, (size - nh) // 2
+        canvas[oy:oy + nh, ox:ox + nw] = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
+        coords, _, presence, in_frame, off_axis = self.sessions["stage1"].run(None, {"image": _tensor(canvas)})
+        pts = coords[0].astype(np.float64) - [ox, oy]
+        pts = (pts + 0.5) / [nw / w, nh / h] - 0.5
+        return Stage1(points=pts, presence=float(presence[0]), in_frame=in_frame[0], off_axis_deg=float(off_axis[0]))
+
+    def stage2(self, rgb: np.ndarray, heel, metatarsal, mtp) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Forefoot points and their spread (image pixels), and the crop the network saw."""
+        size = self.card["stage2"]["input"]
+        matrix = forefoot_crop(heel, metatarsal, mtp, size)
+        crop = warp_crop(rgb, matrix, size)
+        coords, spread = self.sessions["stage2"].run(None, {"image": _tensor(crop)})
+        scale = float(np.hypot(*matrix[0, :2]))
+        return apply_affine(invert_affine(matrix), coords[0]), spread[0] / scale, crop
+
+
+def _tensor(rgb: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+def warp_crop(rgb: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """Cut the crop ``matrix`` describes; area-average first when it shrinks the photo (no aliasing)."""
+    scale = float(np.hypot(*matrix[0, :2]))
+    if scale < 0.75:
+        inverse = invert_affine(matrix)
+        corners = apply_affine(inverse, np.array([[0, 0], [size, 0], [0, size], [size, size]], float))
+        x0, y0 = np.floor(corners.min(0)).astype(int) - 2
+        x1, y1 = np.ceil(corners.max(0)).astype(int) + 2
+        h, w = rgb.shape[:2]
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        if x1 - x0 > 2 and y1 - y0 > 2:
+            region = rgb[y0:y1, x0:x1]
+            rw, rh = max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))
+            small = cv2.resize(region, (rw, rh), interpolation=cv2.INTER_AREA)
+            sx, sy = rw / (x1 - x0), rh / (y1 - y0)
+            # small pixel = (orig - x0 + 0.5) * s - 0.5, so orig = (small + 0.5) / s - 0.5 + x0
+            to_orig = np.array([[1 / sx, 0, 0.5 / sx - 0.5 + x0], [0, 1 / sy, 0.5 / sy - 0.5 + y0], [0, 0, 1]])
+            matrix = (np.vstack([matrix, [0, 0, 1]]) @ to_orig)[:2]
+            rgb = small
+    return cv2.warpAffine(rgb, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+class KeypointDetector:
+    """Close-up photos go straight to the model; small feet are found with MediaPipe first."""
+
+    name = "keypoint"
+
+    def __init__(self, models_dir: Path, locator_factory=None, threads: int = 1):
+        self.model = KeypointModel(models_dir, threads)
+        self._locator_factory = locator_factory
+        self._locator = None
+
+    @property
+    def locator(self):
+        """Built on first need: MediaPipe costs half a second to load and close-ups never use it."""
+        if self._locator is None and self._locator_factory is not None:
+            self._locator = self._locator_factory()
+        return self._locator
+
+    def detect(self, image: DecodedImage) -> Detection:
+        rgb = image.rgb
+        first = self.model.stage1(rgb)
+        path = "keypoint"
+        gate = self.model.gate
+        foot_px = _foot_length(first.points)
+        small = first.presence < gate.min_presence or foot_px < 0.25 * max(rgb.shape[:2])
+        if small and self.locator is not None:
+            box = self.locator.locate(rgb)
+            if box is not None:
+                x0, y0, x1, y1 = box
+                second = self.model.stage1(rgb[y0:y1, x0:x1])
+                first = Stage1(points=second.points + [x0, y0], presence=second.presence,
+                               in_frame=second.in_frame, off_axis_deg=second.off_axis_deg)
+                path = "mediapipe+keypoint"
+        detector = f"{path}:{self.model.card['version']}"
+        reasons = self._stage1_reasons(first, image)
+        if reasons:
+            return Detection(landmarks=self._landmarks(first, None, None, image), detector=detector,
+                             quality=Quality.refuse(*reasons))
+        heel = first.points[0]
+        pts, spread, crop = self.model.stage2(rgb, heel, first.points[1], first.points[2])
+        pts, spread, crop = self.model.stage2(rgb, heel, pts[0], pts[1])  # recentre on the refined axis
+        reasons = _crop_reasons(crop, gate)
+        landmarks = self._landmarks(first, pts, spread, image)
+        spread_deg = _angle_uncertainty(landmarks)
+        if spread_deg is not None and spread_deg > gate.max_uncertainty_deg:
+            reasons.append(f"the toe's landmarks are too uncertain (+/- {spread_deg:.0f} degrees)")
+        return Detection(landmarks=landmarks, detector=detector,
+                         quality=Quality.refuse(*reasons) if reasons else Quality.ok())
+
+    def _stage1_reasons(self, first: Stage1, image: DecodedImage) -> list[str]:
+        gate = self.model.gate
+        if first.presence < gate.min_presence:
+            return ["no foot found in the photo"]
+        reasons = []
+        if first.off_axis_deg > gate.max_off_axis_deg:
+            reasons.append(f"the view is about {first.off_axis_deg:.0f} degrees away from side-on (limit "
+                           f"{gate.max_off_axis_deg:.0f}): photograph the inner side of the foot with the camera "
+                           "at foot height")
+        names = dict(zip(LANDMARK_NAMES, first.in_frame))
+        cut = [n for n in ("first_metatarsal", "first_mtp", "hallux_ip") if names[n] < gate.min_in_frame]
+        if cut:
+            reasons.append("the big toe or forefoot is cut off at the edge of the photo (" + ", ".join(cut) + ")")
+        foot_px = _foot_length(first.points) * image.scale[0]
+        if foot_px < gate.min_foot_px:
+            reasons.append(f"the foot is too small in the photo ({foot_px:.0f} px long; at least "
+                           f"{gate.min_foot_px:.0f} px needed): move closer")
+        return reasons
+
+    def _landmarks(self, first: Stage1, forefoot, spread, image: DecodedImage) -> Landmarks:
+        points = {}
+        for i, name in enumerate(LANDMARK_NAMES):
+            conf = float(np.clip(first.in_frame[i], 0, 1))
+            xy, sigma = first.points[i], None
+            if forefoot is not None and name in FOREFOOT:
+                j = FOREFOOT.index(name)
+                xy, sigma = forefoot[j], float(spread[j]) * self.model.sigma_scale
+            points[name] = Point(x=float(xy[0]), y=float(xy[1]), confidence=round(conf, 3),
+                                 sigma_px=None if sigma is None else round(sigma, 3))
+        return to_original(Landmarks(**points), image)
+
+
+def _angle_uncertainty(landmarks: Landmarks) -> float | None:
+    try:
+        return measure_angle(landmarks).uncertainty_deg
+    except LandmarkError:
+        return None
+
+
+def _foot_length(points: np.ndarray) -> float:
+    return float(np.hypot(*(points[4] - points[0])))
+
+
+def _crop_reasons(crop: np.ndarray, gate: GateLimits) -> list[str]:
+    gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    reasons = []
+    luminance = float(gray.mean())
+    if luminance < gate.min_luminance:
+        reasons.append(f"the photo is too dark around the toe (mean brightness {luminance:.0f}/255)")
+    elif luminance > gate.max_luminance:
+        reasons.append(f"the photo is overexposed around the toe (mean brightness {luminance:.0f}/255)")
+    sharpness = float(cv2.Laplacian(cv2.GaussianBlur(gray, (0, 0), 0.7), cv2.CV_32F).std())
+    if sharpness < gate.min_sharpness:
+        reasons.append(f"the toe region is too blurred (sharpness {sharpness:.1f}, needs {gate.min_sharpness:.1f})")
+    return reasons
