@@ -13,6 +13,7 @@ the uncertainty cover about 90% of errors (written to models/keypoints.json by h
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -125,7 +126,7 @@ def main() -> None:
     reasons: dict[str, int] = {}
     for r in rows:
         for reason in r["reasons"]:
-            key = reason.split("(")[0].split(":")[0][:60]
+            key = re.sub(r"\d+", "N", reason.split("(")[0].split(":")[0])[:60].strip()
             reasons[key] = reasons.get(key, 0) + 1
     print("refusal reasons:", reasons)
 

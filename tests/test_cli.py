@@ -3,6 +3,8 @@
 import io
 import json
 
+from pathlib import Path
+
 import pytest
 from PIL import Image
 
@@ -68,11 +70,20 @@ def test_points_outside_the_photo_are_an_error(photo, capsys):
     assert "outside the 480x640 photo" in capsys.readouterr().err
 
 
-def test_a_photo_without_markers_is_unmeasurable(tmp_path, real_photos, capsys):
+def test_a_top_down_photo_is_unmeasurable_with_the_reason(tmp_path, real_photos, capsys):
+    top_down = next(p for p in real_photos if p.stem == "rgb_000646")
     path = tmp_path / "plain.png"
-    path.write_bytes(real_photos[0].read_bytes())
+    path.write_bytes(top_down.read_bytes())
     assert main(["measure", str(path)]) == 1
-    assert "Unmeasurable" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Unmeasurable" in out and "side-on" in out
+
+
+def test_a_sample_photo_is_measured_without_markers(capsys):
+    sample = Path(__file__).resolve().parents[1] / "samples" / "restricted_right_leg.jpg"
+    assert main(["measure", str(sample)]) == 0
+    out = capsys.readouterr().out
+    assert "Hallux dorsiflexion:" in out and "Landmarks from: keypoint" in out and "Routine" in out
 
 
 @pytest.mark.parametrize("content", [b"not an image at all", b"\xff\xd8\xff\xe0" + bytes(50)])
