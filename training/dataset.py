@@ -16,11 +16,10 @@ import numpy as np
 from foot import LANDMARKS
 from render import Renderer
 from synth import SceneSampler, degrade, forefoot_matrix, project
-from toeangle.detectors.crops import apply_affine
+from toeangle.detectors.crops import FOREFOOT, apply_affine
 
 STAGE1 = 160
 STAGE2 = 128
-FOREFOOT = ("first_metatarsal", "first_mtp", "hallux_ip", "hallux_tip")
 LETTERBOX = 127
 ASPECTS = [((3, 4), 0.35), ((4, 3), 0.3), ((1, 1), 0.1), ((9, 16), 0.15), ((16, 9), 0.1)]
 BENCH_SEED_START = 1_000_000

@@ -16,7 +16,8 @@ import numpy as np
 import onnxruntime as ort
 import scipy.sparse as sp
 
-LANDMARKS = ("heel", "first_metatarsal", "first_mtp", "hallux_ip", "hallux_tip")
+from toeangle.geometry import dorsiflexion_deg
+from toeangle.schema import LANDMARK_NAMES as LANDMARKS  # the contract's order, one definition
 
 
 def find_dir() -> Path:
@@ -160,9 +161,5 @@ def bend_toes(verts: np.ndarray, landmark_vertices: dict[str, np.ndarray], degre
 
 def sagittal_angle(landmarks: dict[str, np.ndarray]) -> float:
     """The contract's 3D ground truth: the dorsiflexion angle in the x-z plane."""
-    import sys
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from toeangle.geometry import dorsiflexion_deg
-
     pts = {k: np.asarray(v)[[0, 2]] for k, v in landmarks.items()}
     return float(dorsiflexion_deg(pts["heel"], pts["first_metatarsal"], pts["first_mtp"], pts["hallux_ip"]))

@@ -7,9 +7,7 @@ second-stage crop through the same camera.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -17,8 +15,7 @@ import numpy as np
 from foot import LANDMARKS, FindModel, sagittal_angle
 from render import Camera, Lights, Mesh, Renderer, Scene, TexturedQuad, ndc_to_pixels
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from toeangle.detectors.crops import apply_affine, forefoot_crop  # noqa: E402
+from toeangle.detectors.crops import forefoot_crop
 
 SKIN_TONES = np.array([  # sRGB 0..1, very light to very dark
     [0.97, 0.84, 0.76], [0.93, 0.75, 0.64], [0.84, 0.63, 0.50], [0.72, 0.51, 0.38],

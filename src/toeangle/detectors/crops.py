@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+FOREFOOT = ("first_metatarsal", "first_mtp", "hallux_ip", "hallux_tip")
+"""The second stage's outputs, in order: the points that set the angle."""
+
 CROP_SIDE_METATARSALS = 2.7
 """Crop side in metatarsal-axis lengths: holds first_metatarsal and a toe bent from -20 to +100 deg."""
 CROP_CENTRE = (0.05, -0.3)

@@ -23,9 +23,8 @@ from ..angle import measure_angle
 from ..errors import LandmarkError, ToeangleError
 from ..schema import LANDMARK_NAMES, Detection, Landmarks, Point, Quality
 from .base import to_original
-from .crops import apply_affine, forefoot_crop, invert_affine
+from .crops import FOREFOOT, apply_affine, forefoot_crop, invert_affine
 
-FOREFOOT = ("first_metatarsal", "first_mtp", "hallux_ip", "hallux_tip")
 MODEL_CARD = "keypoints.json"
 
 
