@@ -57,8 +57,8 @@ def draw_overlay(image: DecodedImage, result: MeasurementResult) -> np.ndarray:
         radius = max(8, int(0.7 * phalanx_len))
         cv2.ellipse(canvas, _pt(mtp), (radius, radius), 0, start, start + sweep, colour, thick, cv2.LINE_AA)
         mid = np.radians(start + sweep / 2)
-        text_at = mtp + (radius + 12 * unit) * np.array([np.cos(mid), np.sin(mid)])
-        _label(canvas, f"{m.angle_deg:.0f} deg", _pt(text_at), 0.7 * unit, colour)
+        # Opposite the arc, on the sole side of the joint: no landmark lies there.
+        angle_text_at = mtp - (radius + 30 * unit) * np.array([np.cos(mid), np.sin(mid)])
 
     for name, xy in points.items():
         confidence = result.landmarks.present()[name].confidence
@@ -66,6 +66,9 @@ def draw_overlay(image: DecodedImage, result: MeasurementResult) -> np.ndarray:
         if confidence is not None and confidence < LOW_CONFIDENCE:
             cv2.circle(canvas, _pt(xy), max(6, int(11 * unit)), (255, 0, 0), thick, cv2.LINE_AA)
         _label(canvas, name, (_pt(xy)[0] + int(8 * unit), _pt(xy)[1] - int(8 * unit)), 0.45 * unit, (255, 255, 0))
+
+    if m is not None:  # drawn after the landmark labels, so the value is never hidden under one
+        _label(canvas, f"{m.angle_deg:.0f} deg", _pt(angle_text_at), 0.7 * unit, colour)
 
     if m is not None and result.verdict is not None:
         headline = f"{m.angle_deg:.0f} deg"
@@ -76,5 +79,20 @@ def draw_overlay(image: DecodedImage, result: MeasurementResult) -> np.ndarray:
             headline += f" (grade {result.verdict.grade.grade})"
     else:
         headline = "unmeasurable: " + "; ".join(result.reasons)
-    _label(canvas, headline[:90], (int(12 * unit), int(36 * unit)), 0.8 * unit, colour)
+    for i, line in enumerate(_wrap(headline, canvas.shape[1] - int(24 * unit), 0.8 * unit)):
+        _label(canvas, line, (int(12 * unit), int((36 + 34 * i) * unit)), 0.8 * unit, colour)
     return canvas
+
+
+def _wrap(text: str, width_px: int, scale: float) -> list[str]:
+    """Split the headline into lines that fit the picture (refusal reasons can be long)."""
+    thickness = max(1, int(round(scale * 2)))
+    lines, line = [], ""
+    for word in text.split():
+        candidate = f"{line} {word}".strip()
+        if line and cv2.getTextSize(candidate, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][0] > width_px:
+            lines.append(line)
+            line = word
+        else:
+            line = candidate
+    return lines + [line] if line else lines
