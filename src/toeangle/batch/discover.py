@@ -43,6 +43,12 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
+def resume_key(path: str, size: int, mtime_ns: int) -> tuple[str, int, int]:
+    """What --resume compares: the absolute path (so 'photos/a.jpg' and '/data/photos/a.jpg'
+    from the same folder match), the size and the modification time."""
+    return (os.path.abspath(path), size, mtime_ns)
+
+
 @dataclass(frozen=True)
 class Photo:
     """One file to score: the path as it will appear in the results, and what --resume compares."""
@@ -57,9 +63,7 @@ class Photo:
 
     @property
     def key(self) -> tuple[str, int, int]:
-        """What --resume compares: the absolute path (so 'photos/a.jpg' and '/data/photos/a.jpg'
-        from the same folder match), the size and the modification time."""
-        return (os.path.abspath(self.path), self.size, self.mtime_ns)
+        return resume_key(self.path, self.size, self.mtime_ns)
 
 
 @dataclass

@@ -8,13 +8,13 @@ the protocol it was scored for.
 from __future__ import annotations
 
 import json
-import os
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from ..schema import (LANDMARK_NAMES, Grade, Landmarks, Measurement, MeasureOptions, MeasurementResult, Point,
                       Verdict)
+from .discover import resume_key
 
 Status = Literal["ok", "unmeasurable", "error"]
 """ok: measured; unmeasurable: a readable photo the detector refused (reasons say why);
@@ -68,8 +68,7 @@ class Row(BaseModel):
 
     @property
     def key(self) -> tuple[str, int, int]:
-        """As Photo.key: absolute path (resolved from the current folder), size, mtime."""
-        return (os.path.abspath(self.path), self.size, self.mtime_ns)
+        return resume_key(self.path, self.size, self.mtime_ns)
 
     # -- building ------------------------------------------------------------------------
 
