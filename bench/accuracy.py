@@ -24,7 +24,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "training"))
 
-from photos import BENCH_START, CALIBRATION_START, render_photo  # noqa: E402
+from dataset import BENCH_START, CALIBRATION_START  # noqa: E402
+from photos import render_photo  # noqa: E402
 from render import Renderer  # noqa: E402
 from synth import SceneSampler  # noqa: E402
 

@@ -22,7 +22,11 @@ STAGE1 = 160
 STAGE2 = 128
 LETTERBOX = 127
 ASPECTS = [((3, 4), 0.35), ((4, 3), 0.3), ((1, 1), 0.1), ((9, 16), 0.15), ((16, 9), 0.1)]
-BENCH_SEED_START = 1_000_000
+# Seed ranges, never overlapping: training 0..<900_000, validation 900_000..<1_000_000,
+# benchmark 1_000_000.., samples 2_000_000.., uncertainty calibration 3_000_000.. .
+BENCH_START = 1_000_000
+SAMPLES_START = 2_000_000
+CALIBRATION_START = 3_000_000
 
 _worker = {}
 
@@ -80,7 +84,7 @@ def main() -> None:
     parser.add_argument("--top-down-share", type=float, default=0.0, help="of those, share seen from above")
     args = parser.parse_args()
     start, stop = (int(v) for v in args.seeds.split(":"))
-    if stop > BENCH_SEED_START:
+    if stop > BENCH_START:
         raise SystemExit("seeds from 1_000_000 on are the benchmark's")
     started = time.time()
     options = dict(wide_view_share=args.wide_share, top_down_share=args.top_down_share)

@@ -12,7 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from photos import SAMPLES_START, render_photo
+from dataset import SAMPLES_START
+from photos import render_photo
 from render import Renderer
 from synth import SceneSampler
 

@@ -1,7 +1,6 @@
 """Whole photo-like test images from seeds, with their truth: for the benchmark, calibration and samples/.
 
-Seed ranges (never overlapping): training 0..<900_000, validation 900_000..<1_000_000,
-benchmark 1_000_000.., samples 2_000_000.., uncertainty calibration 3_000_000.. .
+Seed ranges: dataset.py.
 """
 
 from __future__ import annotations
@@ -13,9 +12,6 @@ from foot import LANDMARKS
 from render import Renderer
 from synth import SceneSampler, degrade, project
 
-BENCH_START = 1_000_000
-SAMPLES_START = 2_000_000
-CALIBRATION_START = 3_000_000
 
 
 def render_photo(seed: int, sampler: SceneSampler, renderer: Renderer, long_side: int = 1280,
