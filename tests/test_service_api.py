@@ -168,6 +168,21 @@ def test_from_landmarks_matches_the_core(server):
     assert got["request_id"] == response.headers["x-request-id"]
 
 
+def test_dragged_points_keep_the_photos_view_correction(server):
+    """The app sends back the correction of the photo's first answer with the points the user moved."""
+    points = {"heel": [412, 880], "first_metatarsal": [905, 700], "first_mtp": [1240, 640], "hallux_ip": [1420, 520]}
+    plain = httpx.post(server.url + "/v1/measurements/from-landmarks", json={"landmarks": points}).json()
+    corrected = httpx.post(server.url + "/v1/measurements/from-landmarks", json={
+        "landmarks": points, "view_correction": {"degrees": -6.5, "sigma_deg": 2.0}}).json()
+    assert plain["measurement"]["view_correction"] is None
+    assert corrected["measurement"]["angle_2d_deg"] == plain["measurement"]["angle_deg"]
+    assert corrected["measurement"]["angle_deg"] == pytest.approx(plain["measurement"]["angle_deg"] - 6.5, abs=0.01)
+    assert corrected["measurement"]["view_correction"] == {"degrees": -6.5, "sigma_deg": 2.0}
+    out_of_range = httpx.post(server.url + "/v1/measurements/from-landmarks", json={
+        "landmarks": points, "view_correction": {"degrees": 90, "sigma_deg": 2.0}})
+    assert_problem(out_of_range, 422, "invalid-request")
+
+
 def test_reference_data(server):
     rules = load_rules()
     protocols = httpx.get(server.url + "/v1/protocols").json()

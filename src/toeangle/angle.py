@@ -6,13 +6,16 @@ import numpy as np
 
 from .errors import LandmarkError
 from .geometry import Z_90, GeometryError, angle_sigma_deg, dorsiflexion_deg
-from .schema import Landmarks, Measurement
+from .schema import Landmarks, Measurement, ViewCorrection
 
 REQUIRED = ("first_metatarsal", "first_mtp")
 
 
-def measure_angle(landmarks: Landmarks) -> Measurement:
+def measure_angle(landmarks: Landmarks, correction: ViewCorrection | None = None) -> Measurement:
     """The hallux dorsiflexion angle, with a ~90% uncertainty when the points carry sigmas.
+
+    ``correction`` (from the keypoint model) turns the angle between the drawn points into the
+    foot's own angle; its uncertainty adds to the points' in quadrature.
 
     Uses hallux_ip for the phalanx axis; falls back to hallux_tip (and says so) because a
     line to the tip overstates MTP motion when the IP joint compensates. Without a heel
@@ -41,12 +44,17 @@ def measure_angle(landmarks: Landmarks) -> Measurement:
         turn = np.cross(axis, end - mtp)
         heel = metatarsal - axis + (normal if turn < 0 else -normal)
     try:
-        angle = float(dorsiflexion_deg(heel, metatarsal, mtp, end))
+        angle_2d = float(dorsiflexion_deg(heel, metatarsal, mtp, end))
         sigmas = [points[n].sigma_px for n in ("first_metatarsal", "first_mtp", end_name)]
-        uncertainty = None
+        sigma = None
         if all(s is not None for s in sigmas):
-            uncertainty = round(Z_90 * angle_sigma_deg(heel, metatarsal, mtp, end, sigmas), 2)
+            sigma = float(angle_sigma_deg(heel, metatarsal, mtp, end, sigmas))
     except GeometryError as exc:
         raise LandmarkError(str(exc)) from None
-    return Measurement(angle_deg=round(angle, 2), uncertainty_deg=uncertainty, phalanx_point=end_name,
-                       notes=tuple(notes))
+    angle = angle_2d
+    if correction is not None:
+        angle += correction.degrees
+        sigma = None if sigma is None else float(np.hypot(sigma, correction.sigma_deg))
+    return Measurement(angle_deg=round(angle, 2), angle_2d_deg=round(angle_2d, 2),
+                       uncertainty_deg=None if sigma is None else round(Z_90 * sigma, 2),
+                       view_correction=correction, phalanx_point=end_name, notes=tuple(notes))

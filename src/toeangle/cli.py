@@ -37,6 +37,9 @@ def format_result(result: MeasurementResult) -> str:
     m, v, r = result.measurement, result.verdict, result.routine
     spread = f" +/- {m.uncertainty_deg:.1f}" if m.uncertainty_deg is not None else ""
     lines.append(f"Hallux dorsiflexion: {m.angle_deg:.1f} deg{spread} (metatarsal axis vs {m.phalanx_point} axis)")
+    if m.view_correction is not None:
+        lines.append(f"  between the drawn points {m.angle_2d_deg:.1f} deg, corrected by {m.view_correction.degrees:+.1f} "
+                     "for the camera's view of the foot")
     lines += [f"  note: {note}" for note in m.notes]
     grade = f", {v.grade.system} grade {v.grade.grade}: {v.grade.description}" if v.grade else ""
     lines.append(f"Verdict: {v.label}{grade}")

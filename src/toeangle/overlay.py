@@ -68,12 +68,14 @@ def draw_overlay(image: DecodedImage, result: MeasurementResult) -> np.ndarray:
         _label(canvas, name, (_pt(xy)[0] + int(8 * unit), _pt(xy)[1] - int(8 * unit)), 0.45 * unit, (255, 255, 0))
 
     if m is not None:  # drawn after the landmark labels, so the value is never hidden under one
-        _label(canvas, f"{m.angle_deg:.0f} deg", _pt(angle_text_at), 0.7 * unit, colour)
+        _label(canvas, f"{m.angle_2d_deg:.0f} deg", _pt(angle_text_at), 0.7 * unit, colour)  # what the arc shows
 
     if m is not None and result.verdict is not None:
         headline = f"{m.angle_deg:.0f} deg"
         if m.uncertainty_deg is not None:
             headline += f" +/- {m.uncertainty_deg:.0f}"
+        if m.view_correction is not None:
+            headline += f" (lines {m.angle_2d_deg:.0f}, view {m.view_correction.degrees:+.0f})"
         headline += f"  {result.verdict.label}"
         if result.verdict.grade is not None:
             headline += f" (grade {result.verdict.grade.grade})"

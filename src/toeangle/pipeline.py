@@ -11,7 +11,7 @@ from .decode import DecodedImage, decode_image
 from .detectors import LandmarkDetector, ManualPoints, build_detector
 from .errors import LandmarkError
 from .routine import prescribe
-from .schema import Detection, ImageInfo, Landmarks, MeasureOptions, MeasurementResult, Quality
+from .schema import Detection, ImageInfo, Landmarks, MeasureOptions, MeasurementResult, Quality, ViewCorrection
 from .settings import Settings, get_settings
 from .verdict import judge
 
@@ -56,10 +56,15 @@ class Measurer:
         return Outcome(result=result, image=image)
 
     def measure_landmarks(self, landmarks: Landmarks, options: MeasureOptions | None = None,
-                          image: ImageInfo | None = None) -> MeasurementResult:
-        """The same answer from points alone (the phone app's corrected landmarks)."""
-        detection = Detection(landmarks=landmarks, detector="manual",
-                              quality=Quality.ok())
+                          image: ImageInfo | None = None,
+                          view_correction: ViewCorrection | None = None) -> MeasurementResult:
+        """The same answer from points alone (the phone app's corrected landmarks).
+
+        ``view_correction`` is the one the photo's first answer carried: points dragged on the
+        same photo keep the same perspective.
+        """
+        detection = Detection(landmarks=landmarks, detector="manual", quality=Quality.ok(),
+                              view_correction=view_correction)
         return self.assess(detection, options or MeasureOptions(), image, {}, strict=True)
 
     def assess(self, detection: Detection, options: MeasureOptions, image: ImageInfo | None,
@@ -71,7 +76,7 @@ class Measurer:
             return MeasurementResult(status="unmeasurable", reasons=detection.quality.reasons, **base,
                                      timings_ms=_rounded(timings))
         try:
-            measurement = measure_angle(detection.landmarks)
+            measurement = measure_angle(detection.landmarks, detection.view_correction)
         except LandmarkError as exc:
             if strict:
                 raise

@@ -73,6 +73,18 @@ class Landmarks(_Frozen):
         })
 
 
+class ViewCorrection(_Frozen):
+    """How far the angle between the drawn points is from the foot's own (sagittal) angle.
+
+    A photo shows the toe in perspective: a camera 15 degrees off side-on, or a close wide-angle
+    shot, turns the phalanx line by several degrees. The keypoint model estimates this from the
+    crop's appearance; the measured angle is the 2D angle plus ``degrees``.
+    """
+
+    degrees: float = Field(ge=-45, le=45, allow_inf_nan=False, description="3D angle minus 2D angle, estimated")
+    sigma_deg: float = Field(ge=0, allow_inf_nan=False, description="1-sigma uncertainty of the estimate")
+
+
 class ImageInfo(_Frozen):
     width: int = Field(description="Original photo width in pixels, after EXIF orientation")
     height: int
@@ -83,6 +95,10 @@ class Measurement(_Frozen):
     """The angle itself, and what it rests on."""
 
     angle_deg: float = Field(description="Hallux dorsiflexion: metatarsal axis vs proximal phalanx; + is up")
+    angle_2d_deg: float = Field(description="The angle between the drawn points; differs from angle_deg by the "
+                                "view correction, when there is one")
+    view_correction: ViewCorrection | None = Field(
+        default=None, description="Perspective correction estimated from the photo (keypoint model only)")
     uncertainty_deg: float | None = Field(
         default=None, description="Half-width of a ~90% interval; None when landmarks carry no uncertainty",
     )
@@ -147,6 +163,7 @@ class Detection(_Frozen):
     landmarks: Landmarks
     detector: str = Field(description="Which detector path produced the landmarks")
     quality: Quality
+    view_correction: ViewCorrection | None = None
 
 
 class MeasureOptions(_Frozen):

@@ -26,14 +26,14 @@ LANDMARK_COLUMNS: tuple[str, ...] = tuple(f"{name}_{part}" for name in LANDMARK_
                                           for part in ("x", "y", "conf", "sigma"))
 """Per landmark: position (original photo pixels), detector confidence 0..1, positional sigma (pixels)."""
 CSV_COLUMNS: tuple[str, ...] = (
-    "path", "status", "angle_deg", "uncertainty_deg", "verdict", "grade", "protocol", "normal_min_deg",
+    "path", "status", "angle_deg", "uncertainty_deg", "angle_2d_deg", "view_correction_deg", "verdict", "grade", "protocol", "normal_min_deg",
     "phalanx_point", "detector", "reasons", "error", *LANDMARK_COLUMNS,
     "width", "height", "format", "size", "mtime_ns", "ms", "cpu_ms",
 )
 """The CSV header, in order; JSONL has the same fields with ``landmarks`` and ``reasons`` nested."""
 
 _INT = {"grade", "width", "height", "size", "mtime_ns"}
-_FLOAT = {"angle_deg", "uncertainty_deg", "normal_min_deg", "ms", "cpu_ms"}
+_FLOAT = {"angle_deg", "uncertainty_deg", "angle_2d_deg", "view_correction_deg", "normal_min_deg", "ms", "cpu_ms"}
 
 
 def _one_line(text: str) -> str:
@@ -47,6 +47,9 @@ class Row(BaseModel):
     status: Status
     angle_deg: float | None = None
     uncertainty_deg: float | None = None
+    angle_2d_deg: float | None = None
+    """The angle between the drawn points; angle_deg adds the view correction to it."""
+    view_correction_deg: float | None = None
     verdict: Literal["normal", "restricted", "borderline"] | None = None
     grade: int | None = None
     protocol: str
@@ -86,6 +89,8 @@ class Row(BaseModel):
             path=path, status=result.status, protocol=result.options.protocol,
             angle_deg=None if m is None else round(m.angle_deg, 2),
             uncertainty_deg=None if m is None or m.uncertainty_deg is None else round(m.uncertainty_deg, 2),
+            angle_2d_deg=None if m is None else round(m.angle_2d_deg, 2),
+            view_correction_deg=None if m is None or m.view_correction is None else round(m.view_correction.degrees, 2),
             phalanx_point=None if m is None else m.phalanx_point,
             verdict=None if v is None else v.label,
             grade=None if v is None or v.grade is None else v.grade.grade,
@@ -111,6 +116,7 @@ class Row(BaseModel):
         options = MeasureOptions(protocol=self.protocol)  # type: ignore[arg-type]
         if self.status == "ok" and self.angle_deg is not None and self.verdict is not None:
             measurement = Measurement(angle_deg=self.angle_deg, uncertainty_deg=self.uncertainty_deg,
+                                      angle_2d_deg=self.angle_2d_deg if self.angle_2d_deg is not None else self.angle_deg,
                                       phalanx_point=self.phalanx_point or "hallux_ip")
             grade = None if self.grade is None else Grade(grade=self.grade, description="", basis="angle")
             verdict = Verdict(protocol=options.protocol, label=self.verdict, normal_min_deg=self.normal_min_deg or 0.0,

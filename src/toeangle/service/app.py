@@ -36,7 +36,8 @@ from ..clinical import load_rules
 from ..decode import DecodedImage
 from ..pipeline import Measurer
 from ..routine import routine_for
-from ..schema import Detection, ImageInfo, Landmarks, MeasureOptions, MeasurementResult, Protocol, Routine, Side
+from ..schema import (Detection, ImageInfo, Landmarks, MeasureOptions, MeasurementResult, Protocol, Routine, Side,
+                      ViewCorrection)
 from ..settings import Settings, get_settings
 from . import problems
 from .problems import PROBLEM_JSON, Problem, ServiceProblem
@@ -76,6 +77,9 @@ class FromLandmarks(BaseModel):
     landmarks: Landmarks
     options: MeasureOptions = MeasureOptions()
     image: ImageInfo | None = Field(default=None, description="Size of the photo the points belong to, if known")
+    view_correction: ViewCorrection | None = Field(
+        default=None, description="measurement.view_correction from the photo's first answer: send it back with "
+                                  "dragged points so they are corrected for the same perspective")
 
 
 class ProtocolInfo(BaseModel):
@@ -296,7 +300,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # FastAPI validated leniently (it would take "12" or false for a number); the contract is strict JSON.
         body = FromLandmarks.model_validate_json(await request.body(), strict=True)
         # Pure arithmetic on a few points (microseconds): done here, no worker needed.
-        result = points_measurer.measure_landmarks(body.landmarks, body.options, body.image)
+        result = points_measurer.measure_landmarks(body.landmarks, body.options, body.image, body.view_correction)
         return MeasurementResponse.model_validate({**result.model_dump(mode="json"),
                                                    "request_id": request.state.request_id})
 
