@@ -21,14 +21,15 @@ GATE = {
     "min_luminance": 15.0,
     "max_luminance": 240.0,
     "min_sharpness": 1.0,
-    "max_uncertainty_deg": 25.0,
+    "max_uncertainty_deg": 14.0,
+    "min_heel_side_margin": 0.0,
 }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sigma-scale", type=float)
-    parser.add_argument("--version", default="v1")
+    parser.add_argument("--version", default="v2")
     parser.add_argument("--models", type=Path, default=MODELS)
     parser.add_argument("--max-uncertainty", type=float, help="override the gate's limit (e.g. while calibrating)")
     args = parser.parse_args()
@@ -43,7 +44,8 @@ def main() -> None:
     for stage in (1, 2):
         onnx = models / f"foot_stage{stage}.onnx"
         train = json.loads((models / f"stage{stage}_train.json").read_text())
-        card[f"stage{stage}"] = {"file": onnx.name, "input": 128,
+        size = int(train["args"].get("size", "0")) or 128  # train.py's --size (0: its default, 128)
+        card[f"stage{stage}"] = {"file": onnx.name, "input": size,
                                  "sha256": hashlib.sha256(onnx.read_bytes()).hexdigest(),
                                  "training": {k: train[k] for k in ("train_samples", "epochs_run", "seconds", "val")}}
     path.write_text(json.dumps(card, indent=1) + "\n")

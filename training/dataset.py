@@ -31,10 +31,11 @@ CALIBRATION_START = 3_000_000
 _worker = {}
 
 
-def _init(scene_options: dict):
+def _init(scene_options: dict, crop: int):
     _worker["renderer"] = Renderer()
     _worker["sampler"] = SceneSampler()
     _worker["scene_options"] = scene_options
+    _worker["crop"] = crop
 
 
 def photo_size(rng: np.random.Generator, long_side: int) -> tuple[int, int]:
@@ -61,15 +62,16 @@ def make_sample(seed: int) -> dict:
     pts = project(scene, truth, size)
     xy = np.stack([pts[k] for k in LANDMARKS])
     in_frame = (xy[:, 0] >= 0) & (xy[:, 0] <= size[0] - 1) & (xy[:, 1] >= 0) & (xy[:, 1] <= size[1] - 1)
+    side = _worker["crop"]
     out = dict(stage1=canvas, xy1=(xy + [ox, oy]).astype(np.float32), in_frame=in_frame & (not negative),
                presence=not negative, off_axis=truth.off_axis_deg, angle=truth.angle_deg,
                lateral=truth.view == "lateral", stage2_ok=False,
-               stage2=np.zeros((STAGE2, STAGE2, 3), np.uint8), xy2=np.zeros((4, 2), np.float32))
+               stage2=np.zeros((side, side, 3), np.uint8), xy2=np.zeros((4, 2), np.float32))
     if not negative and truth.off_axis_deg <= 45:
         big = (size[0] * 10, size[1] * 10)  # a phone-sized photo of the same camera
         pts_big = project(scene, truth, big)
-        matrix = forefoot_matrix(pts_big, STAGE2, rng, jitter=0.07)
-        crop = renderer.render(scene, (STAGE2, STAGE2), similarity_px=matrix, src_size=big)
+        matrix = forefoot_matrix(pts_big, side, rng, jitter=0.07)
+        crop = renderer.render(scene, (side, side), similarity_px=matrix, src_size=big)
         out.update(stage2=degrade(crop, rng, strength=0.7), stage2_ok=True,
                    xy2=apply_affine(matrix, np.stack([pts_big[k] for k in FOREFOOT])).astype(np.float32))
     return out
@@ -82,13 +84,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--wide-share", type=float, default=0.12, help="share of views 30-90 deg off side-on")
     parser.add_argument("--top-down-share", type=float, default=0.0, help="of those, share seen from above")
+    parser.add_argument("--crop", type=int, default=STAGE2, help="side of the stage-2 crops in pixels")
     args = parser.parse_args()
     start, stop = (int(v) for v in args.seeds.split(":"))
     if stop > BENCH_START:
         raise SystemExit("seeds from 1_000_000 on are the benchmark's")
     started = time.time()
     options = dict(wide_view_share=args.wide_share, top_down_share=args.top_down_share)
-    with mp.get_context("spawn").Pool(args.workers, initializer=_init, initargs=(options,)) as pool:
+    with mp.get_context("spawn").Pool(args.workers, initializer=_init, initargs=(options, args.crop)) as pool:
         samples = pool.map(make_sample, range(start, stop), chunksize=32)
     arrays = {k: np.stack([s[k] for s in samples]) for k in samples[0]}
     args.out.parent.mkdir(parents=True, exist_ok=True)

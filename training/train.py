@@ -34,7 +34,8 @@ def conv(cin, cout, stride=1):
 class KeypointNet(nn.Module):
     """Encoder to stride 32, decoder with skips back to ``out_stride``, heatmaps soft-argmaxed."""
 
-    def __init__(self, keypoints: int, widths=(16, 24, 48, 64, 96), out_stride: int = 4, image_heads: bool = False):
+    def __init__(self, keypoints: int, widths=(16, 24, 48, 64, 96), out_stride: int = 4, image_heads: bool = False,
+                 view_head: bool = False):
         super().__init__()
         w = widths
         self.out_stride = out_stride
@@ -53,6 +54,10 @@ class KeypointNet(nn.Module):
         self.image_heads = image_heads
         if image_heads:
             self.head = nn.Sequential(nn.Linear(w[-1] + keypoints, 64), nn.ReLU(inplace=True), nn.Linear(64, 2 + keypoints))
+        self.view_head = None
+        if view_head:  # 3D minus 2D angle, its log-sigma, and whether the crop shows the sole up (heel misplaced)
+            self.view_head = nn.Sequential(nn.Linear(w[-1] + w[-2] + 2 * keypoints + 2, 64), nn.ReLU(inplace=True),
+                                           nn.Linear(64, 3))
 
     def forward(self, x):
         x = x / 255.0 - 0.5
@@ -71,7 +76,27 @@ class KeypointNet(nn.Module):
             pooled = torch.cat([feats[-1].mean((2, 3)), logits.flatten(2).amax(2)], 1)
             h = self.head(pooled)
             out.update(presence=h[:, 0], off_axis=torch.sigmoid(h[:, 1]) * 90.0, in_frame=h[:, 2:])
+        if self.view_head is not None:
+            v = self.view_head(view_features(feats, coords.detach(), x.shape[-1]))
+            out.update(correction=v[:, 0] * 10.0, correction_sigma=torch.exp(v[:, 1].clamp(-3, 4)) * 10.0,
+                       sole_up=v[:, 2])
         return out
+
+
+def view_features(feats: list[torch.Tensor], coords: torch.Tensor, size: int) -> torch.Tensor:
+    """What the view head sees: pooled deep features (how the foot is turned) and the crop's 2D angle."""
+    u, v = coords[:, 1] - coords[:, 0], coords[:, 2] - coords[:, 1]
+    u = u / u.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+    v = v / v.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+    turn = torch.stack([(u * v).sum(-1), u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]], 1)
+    return torch.cat([feats[-1].mean((2, 3)), feats[-2].mean((2, 3)), (coords / size - 0.5).flatten(1), turn], 1)
+
+
+def crop_angle_deg(xy: torch.Tensor) -> torch.Tensor:
+    """The contract's 2D angle between forefoot crop points (the sole is +y in every crop)."""
+    u, v = xy[:, 1] - xy[:, 0], xy[:, 2] - xy[:, 1]
+    cross = u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]
+    return torch.rad2deg(torch.atan2(-cross, (u * v).sum(-1)))
 
 
 def soft_argmax(logits: torch.Tensor, stride: int):
@@ -98,33 +123,39 @@ def gaussian_targets(xy: torch.Tensor, h: int, w: int, stride: int, sigma_cells:
 
 STAGES = {
     1: dict(keypoints=5, widths=(12, 24, 40, 64, 96), out_stride=4, image_heads=True, image="stage1", xy="xy1"),
-    2: dict(keypoints=4, widths=(16, 24, 40, 64, 96), out_stride=2, image_heads=False, image="stage2", xy="xy2"),
+    2: dict(keypoints=4, widths=(16, 24, 40, 64, 96), out_stride=2, image_heads=False, view_head=True, image="stage2",
+            xy="xy2"),
 }
 
 
 def build(stage: int) -> KeypointNet:
     spec = STAGES[stage]
-    return KeypointNet(spec["keypoints"], spec["widths"], spec["out_stride"], spec["image_heads"])
+    return KeypointNet(spec["keypoints"], spec["widths"], spec["out_stride"], spec["image_heads"],
+                       spec.get("view_head", False))
 
 
 def load(paths: list[Path], stage: int, size: int) -> dict[str, torch.Tensor]:
     """Rendered samples, resized to the stage's input size (pixel centres map through the scale)."""
-    parts = [dict(np.load(p)) for p in paths]
-    data = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     spec = STAGES[stage]
-    keep = np.ones(len(data["seeds"]), bool) if stage == 1 else data["stage2_ok"].astype(bool)
-    images, xy = data[spec["image"]][keep], data[spec["xy"]][keep]
-    if images.shape[1] != size:
-        scale = size / images.shape[1]
-        images = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in images])
-        xy = (xy + 0.5) * scale - 0.5
-    out = {"image": torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
-           "xy": torch.from_numpy(xy).float(),
-           "angle": torch.from_numpy(data["angle"][keep]).float()}
+    parts = []
+    for path in paths:
+        data = dict(np.load(path))
+        keep = np.ones(len(data["seeds"]), bool) if stage == 1 else data["stage2_ok"].astype(bool)
+        data = {k: v[keep] for k, v in data.items()}
+        images, xy = data[spec["image"]], data[spec["xy"]]
+        if images.shape[1] != size:  # sets rendered at another crop size
+            scale = size / images.shape[1]
+            data[spec["image"]] = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in images])
+            data[spec["xy"]] = (xy + 0.5) * scale - 0.5
+        parts.append(data)
+    data = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    out = {"image": torch.from_numpy(data[spec["image"]]).permute(0, 3, 1, 2).contiguous(),
+           "xy": torch.from_numpy(data[spec["xy"]]).float(),
+           "angle": torch.from_numpy(data["angle"]).float(),
+           "off_axis": torch.from_numpy(data["off_axis"]).float()}
     if stage == 1:
-        out.update(in_frame=torch.from_numpy(data["in_frame"][keep]).float(),
-                   presence=torch.from_numpy(data["presence"][keep]).float(),
-                   off_axis=torch.from_numpy(data["off_axis"][keep]).float())
+        out.update(in_frame=torch.from_numpy(data["in_frame"]).float(),
+                   presence=torch.from_numpy(data["presence"]).float())
     return out
 
 
@@ -169,7 +200,6 @@ def evaluate(model, data, stage, batch_size=128):
             errs.append((out["coords"] - data["xy"][i:i + batch_size]).norm(dim=-1))
             if stage == 1:
                 heads.append(torch.stack([torch.sigmoid(out["presence"]), out["off_axis"]], 1))
-    model.train()
     err = torch.cat(errs)
     result = {}
     if stage == 1:
@@ -181,6 +211,8 @@ def evaluate(model, data, stage, batch_size=128):
                   "off_axis_mae": float((heads[present, 1] - data["off_axis"][present]).abs().mean()),
                   "wide_view_recall": float((heads[present & wide, 1] > 30).float().mean()),
                   "near_view_refused": float((heads[present & ~wide, 1] > 30).float().mean())}
+    else:
+        result = view_metrics(model, data)
     return {"median_px": float(err.median()), "p95_px": float(torch.quantile(err.flatten(), 0.95)), **result}
 
 
@@ -195,12 +227,12 @@ class Exported(nn.Module):
         out = self.model(image)
         if self.model.image_heads:
             return out["coords"], out["spread"], torch.sigmoid(out["presence"]), torch.sigmoid(out["in_frame"]), out["off_axis"]
-        return out["coords"], out["spread"]
+        return out["coords"], out["spread"], out["correction"], out["correction_sigma"], torch.sigmoid(out["sole_up"])
 
 
 def export(model: KeypointNet, stage: int, size: int, path: Path) -> None:
     model.eval()
-    names = ["coords", "spread"] + (["presence", "in_frame", "off_axis"] if stage == 1 else [])
+    names = ["coords", "spread"] + (["presence", "in_frame", "off_axis"] if stage == 1 else ["correction", "correction_sigma", "sole_up"])
     torch.onnx.export(Exported(model), torch.zeros(1, 3, size, size), str(path), input_names=["image"],
                       output_names=names, dynamic_axes={"image": {0: "batch"}, **{n: {0: "batch"} for n in names}},
                       opset_version=17, dynamo=False)
@@ -221,6 +253,8 @@ def main() -> None:
     p.add_argument("--heads-only", action="store_true",
                    help="stage 1: keep the keypoint network (from --init) and retrain only the image-level heads")
     p.add_argument("--head-weight", type=float, default=1.0, help="weight of stage 1's image-level heads")
+    p.add_argument("--view-head", action="store_true",
+                   help="stage 2: keep the keypoint network (from --init) and train only the view-correction head")
     p.add_argument("--init", type=Path, help="start from these weights (a .pt of the same stage)")
     p.add_argument("--out", type=Path, default=Path("models"))
     args = p.parse_args()
@@ -233,8 +267,8 @@ def main() -> None:
     if args.init:
         model.load_state_dict(torch.load(args.init))
     stride = model.out_stride
-    if args.heads_only:
-        train_heads(model, train, val, args)
+    if args.heads_only or args.view_head:
+        (train_view_head if args.view_head else train_heads)(model, train, val, args)
         save(model, args, len(train["image"]), 0, time.time())
         return
     n = len(train["image"])
@@ -244,6 +278,7 @@ def main() -> None:
     print(f"stage {args.stage}: {n} train, {len(val['image'])} val, {sum(p.numel() for p in model.parameters())} params")
     started, step = time.time(), 0
     for epoch in range(args.epochs):
+        model.train()
         order = torch.randperm(n, generator=gen)
         running = []
         for i in range(0, n - args.batch + 1, args.batch):
@@ -328,6 +363,84 @@ def train_heads(model: KeypointNet, train, val, args) -> None:
             print(f"heads epoch {epoch}: presence acc {((torch.sigmoid(hv[:, 0]) > 0.5) == pv).float().mean():.3f}, "
                   f"wide views refused {(off[pv & wide] > 30).float().mean():.2f}, "
                   f"near views refused {(off[pv & ~wide] > 30).float().mean():.3f}", flush=True)
+
+
+def view_inputs(model: KeypointNet, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """The view head's inputs for each crop, from the frozen keypoint network."""
+    model.eval()
+    captured = []
+    with torch.no_grad():
+        for i in range(0, len(images), batch_size):
+            x = images[i:i + batch_size].float()
+            feats = [model.stem(x / 255.0 - 0.5)]
+            for block in model.down:
+                feats.append(block(feats[-1]))
+            captured.append(view_features(feats, model(x)["coords"], x.shape[-1]))
+    return torch.cat(captured)
+
+
+def view_target(data) -> torch.Tensor:
+    """3D angle minus the angle of the projected true points: what the photo's perspective hides."""
+    return data["angle"] - crop_angle_deg(data["xy"])
+
+
+def view_metrics(model: KeypointNet, data, near_deg: float = 20.0) -> dict[str, float]:
+    """Angle error from the true 2D points, without and with the correction, for views near side-on;
+    how often the sole-up output fires on upright crops and on crops flipped sole-up."""
+    with torch.no_grad():
+        head = model.view_head(view_inputs(model, data["image"]))
+        flipped = model.view_head(view_inputs(model, data["image"].flip(-2)))
+    target, near = view_target(data), data["off_axis"] < near_deg
+    corrected = (target - head[:, 0] * 10.0).abs()
+    sigma = torch.exp(head[:, 1].clamp(-3, 4)) * 10.0
+    return {"projection_mae_near": float(target[near].abs().mean()),
+            "corrected_mae_near": float(corrected[near].mean()),
+            "corrected_p95_near": float(torch.quantile(corrected[near], 0.95)),
+            "correction_sigma_median": float(sigma.median()),
+            "correction_coverage_1.645sigma": float((corrected <= 1.645 * sigma).float().mean()),
+            "sole_up_false_alarms": float((head[:, 2] > 0).float().mean()),
+            "sole_up_recall": float((flipped[:, 2] > 0).float().mean())}
+
+
+def train_view_head(model: KeypointNet, train, val, args) -> None:
+    """Fit the view head on frozen stage-2 features (minutes): a Gaussian likelihood for the correction
+    (its value and sigma) on upright crops, and sole-up classification on the crops and their upside-down copies
+    (a crop cut with the heel on the wrong side of the metatarsal axis shows the sole up)."""
+    upright, flipped = view_inputs(model, train["image"]), view_inputs(model, train["image"].flip(-2))
+    feats = torch.cat([upright, flipped])
+    target = torch.cat([view_target(train), torch.zeros(len(flipped))]) / 10.0
+    sole_up = torch.cat([torch.zeros(len(upright)), torch.ones(len(flipped))])
+    print(f"view features: {tuple(feats.shape)}; val before: {view_metrics(model, val)}", flush=True)
+    head = model.view_head
+    for layer in head:
+        if isinstance(layer, nn.Linear):
+            layer.reset_parameters()
+    mean, std = feats.mean(0), feats.std(0).clamp(min=1e-3)
+    z = (feats - mean) / std
+    opt = torch.optim.AdamW(head.parameters(), lr=2e-3, weight_decay=1e-3)
+    steps = args.epochs * ((len(z) + 255) // 256)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.1)
+    step = 0
+    for epoch in range(args.epochs):
+        order = torch.randperm(len(z))
+        for i in range(0, len(z), 256):
+            idx = order[i:i + 256]
+            out = head(z[idx])
+            log_sigma, up = out[:, 1].clamp(-3, 4), 1 - sole_up[idx]
+            nll = 0.5 * ((target[idx] - out[:, 0]) / torch.exp(log_sigma)) ** 2 + log_sigma
+            loss = (nll * up).sum() / up.sum().clamp(min=1)
+            loss = loss + F.binary_cross_entropy_with_logits(out[:, 2], sole_up[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if step < steps - 1:
+                sched.step()
+            step += 1
+    with torch.no_grad():  # fold the standardisation into the first layer: the export needs nothing extra
+        first = head[0]
+        first.bias -= (first.weight * (mean / std)).sum(1)
+        first.weight /= std
+    print(f"view head after {args.epochs} epochs: val {view_metrics(model, val)}", flush=True)
 
 
 if __name__ == "__main__":
