@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -18,8 +19,8 @@ from toeangle.settings import Settings
 
 SAMPLES = REPO / "samples"
 TRUTH = json.loads((SAMPLES / "ground_truth.json").read_text())
-ANGLE_BOUND_DEG = 15.0
-"""bench/accuracy.py: 95th-percentile error vs the 3D truth for views within 20 degrees of side-on (15.1)."""
+ANGLE_BOUND_DEG = 10.0
+"""bench/accuracy.py: 95th-percentile error vs the 3D truth for views within 20 degrees of side-on (9.6)."""
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +67,32 @@ def test_samples_are_measured_within_the_benchmark_error(measurer, name):
         # The four angle points come from the forefoot stage; the heel (only the sign) from the coarse stage.
         assert error <= (0.12 if landmark == "heel" else 0.05) * foot, (landmark, error)
         assert 0 <= point.confidence <= 1 and (landmark == "heel" or point.sigma_px > 0)
+
+
+def test_a_heel_on_the_wrong_side_is_mostly_caught_instead_of_flipping_the_sign(measurer, monkeypatch):
+    """Stage 1 sometimes puts the heel across the metatarsal axis, which would flip the angle's sign.
+
+    With every sample's heel mirrored across that axis, 10 of the 12 are refused (measured);
+    the sole-up check is not perfect, so the bound leaves one photo of slack.
+    """
+    model = measurer.detector.model
+    honest = model.stage1
+
+    def heel_across_the_axis(rgb):
+        first = honest(rgb)
+        met, mtp = first.points[1], first.points[2]
+        axis = (mtp - met) / np.linalg.norm(mtp - met)
+        rel = first.points[0] - met
+        points = first.points.copy()
+        points[0] = met + 2 * np.dot(rel, axis) * axis - rel  # reflected across the axis line
+        return replace(first, points=points)
+
+    monkeypatch.setattr(model, "stage1", heel_across_the_axis)
+    caught = 0
+    for name in TRUTH:
+        result = measurer.measure_photo((SAMPLES / name).read_bytes()).result
+        caught += any("heel could not be placed" in r for r in result.reasons)
+    assert caught >= 9, caught
 
 
 @pytest.mark.parametrize("turn", [cv2.ROTATE_90_CLOCKWISE, cv2.ROTATE_180, "mirror"])

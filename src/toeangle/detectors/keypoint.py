@@ -3,7 +3,9 @@
 Stage 1 looks at the whole (letterboxed) photo: where the five landmarks roughly are, whether
 there is a foot, which landmarks are in frame, and how far the view is from side-on. Stage 2
 looks at a rotation- and mirror-normalised forefoot crop cut from the full-resolution photo
-and places the four points that set the angle to a fraction of a pixel. When the foot is
+and places the four points that set the angle to a fraction of a pixel; its view head says
+how far the camera's perspective turns the drawn angle away from the foot's own (sagittal)
+angle, which the measurement adds back (schema.ViewCorrection). When the foot is
 small in a full-body photo, MediaPipe's pose model finds it first and stage 1 runs again on a
 crop around it.
 """
@@ -21,7 +23,7 @@ import numpy as np
 from ..decode import DecodedImage
 from ..angle import measure_angle
 from ..errors import LandmarkError, ToeangleError
-from ..schema import LANDMARK_NAMES, Detection, Landmarks, Point, Quality
+from ..schema import LANDMARK_NAMES, Detection, Landmarks, Point, Quality, ViewCorrection
 from .base import to_original
 from .crops import FOREFOOT, apply_affine, forefoot_crop, invert_affine
 
@@ -44,6 +46,7 @@ class GateLimits:
     max_luminance: float
     min_sharpness: float
     max_uncertainty_deg: float
+    min_heel_side_margin: float
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,16 @@ class Stage1:
     presence: float
     in_frame: np.ndarray  # [5]
     off_axis_deg: float
+
+
+@dataclass(frozen=True)
+class Stage2:
+    points: np.ndarray  # [4, 2] image pixels, in FOREFOOT order
+    spread: np.ndarray  # [4] image pixels, uncalibrated
+    crop: np.ndarray  # what the network saw
+    correction_deg: float  # estimated 3D angle minus the 2D angle of the points
+    correction_sigma_deg: float  # uncalibrated
+    sole_up: float  # probability that the crop shows the sole on top
 
 
 class KeypointModel:
@@ -91,14 +104,35 @@ class KeypointModel:
         pts = (pts + 0.5) / [nw / w, nh / h] - 0.5
         return Stage1(points=pts, presence=float(presence[0]), in_frame=in_frame[0], off_axis_deg=float(off_axis[0]))
 
-    def stage2(self, rgb: np.ndarray, heel, metatarsal, mtp) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Forefoot points and their spread (image pixels), and the crop the network saw."""
+    def stage2(self, rgb: np.ndarray, heel, metatarsal, mtp) -> Stage2:
+        """Forefoot points (image pixels) and the view correction, from the crop the axis defines."""
         size = self.card["stage2"]["input"]
         matrix = forefoot_crop(heel, metatarsal, mtp, size)
         crop = warp_crop(rgb, matrix, size)
-        coords, spread = self.sessions["stage2"].run(None, {"image": _tensor(crop)})
+        coords, spread, correction, sigma, sole_up = self.sessions["stage2"].run(None, {"image": _tensor(crop)})
         scale = float(np.hypot(*matrix[0, :2]))
-        return apply_affine(invert_affine(matrix), coords[0]), spread[0] / scale, crop
+        return Stage2(points=apply_affine(invert_affine(matrix), coords[0]), spread=spread[0] / scale, crop=crop,
+                      correction_deg=float(correction[0]), correction_sigma_deg=float(sigma[0]),
+                      sole_up=float(sole_up[0]))
+
+    def heel_side_margin(self, rgb: np.ndarray, heel, second: Stage2) -> float:
+        """How much better the given heel side explains the forefoot than the mirrored one (-2..2).
+
+        The heel only decides which side is the sole, and so the angle's sign. Stage 2's sole-up
+        output learnt one kind of example: an upright crop turned upside down. Each hypothesis
+        (heel as given, heel mirrored across the metatarsal axis) is tested on its own crop and
+        that crop flipped: under the right one the crop reads ~0 and its flip ~1.
+        """
+        size = self.card["stage2"]["input"]
+        metatarsal, mtp = second.points[0], second.points[1]
+        u = (mtp - metatarsal) / np.linalg.norm(mtp - metatarsal)
+        rel = np.asarray(heel, np.float64) - metatarsal
+        mirrored = metatarsal + 2 * np.dot(rel, u) * u - rel
+        other = warp_crop(rgb, forefoot_crop(mirrored, metatarsal, mtp, size), size)
+        crops = np.stack([second.crop[::-1], other, other[::-1]])
+        flipped, other_up, other_flipped = self.sessions["stage2"].run(
+            ["sole_up"], {"image": np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)})[0]
+        return float((flipped - second.sole_up) - (other_flipped - other_up))
 
 
 def _tensor(rgb: np.ndarray) -> np.ndarray:
@@ -165,14 +199,19 @@ class KeypointDetector:
             return Detection(landmarks=self._landmarks(first, None, None, image), detector=detector,
                              quality=Quality.refuse(*reasons))
         heel = first.points[0]
-        pts, spread, crop = self.model.stage2(rgb, heel, first.points[1], first.points[2])
-        pts, spread, crop = self.model.stage2(rgb, heel, pts[0], pts[1])  # recentre on the refined axis
-        reasons = _crop_reasons(crop, gate)
-        landmarks = self._landmarks(first, pts, spread, image)
-        spread_deg = _angle_uncertainty(landmarks)
+        second = self.model.stage2(rgb, heel, first.points[1], first.points[2])
+        second = self.model.stage2(rgb, heel, second.points[0], second.points[1])  # recentre on the refined axis
+        reasons = _crop_reasons(second.crop, gate)
+        if self.model.heel_side_margin(rgb, heel, second) < gate.min_heel_side_margin:
+            reasons.append("the heel could not be placed reliably, so bent up and bent down cannot be told apart: "
+                           "photograph the whole foot, heel to toe")
+        landmarks = self._landmarks(first, second.points, second.spread, image)
+        correction = ViewCorrection(degrees=round(float(np.clip(second.correction_deg, -45, 45)), 2),
+                                    sigma_deg=round(second.correction_sigma_deg * self.model.sigma_scale, 2))
+        spread_deg = _angle_uncertainty(landmarks, correction)
         if spread_deg is not None and spread_deg > gate.max_uncertainty_deg:
             reasons.append(f"the toe's landmarks are too uncertain (+/- {spread_deg:.0f} degrees)")
-        return Detection(landmarks=landmarks, detector=detector,
+        return Detection(landmarks=landmarks, detector=detector, view_correction=correction,
                          quality=Quality.refuse(*reasons) if reasons else Quality.ok())
 
     def _stage1_reasons(self, first: Stage1, image: DecodedImage) -> list[str]:
@@ -207,9 +246,9 @@ class KeypointDetector:
         return to_original(Landmarks(**points), image)
 
 
-def _angle_uncertainty(landmarks: Landmarks) -> float | None:
+def _angle_uncertainty(landmarks: Landmarks, correction: ViewCorrection) -> float | None:
     try:
-        return measure_angle(landmarks).uncertainty_deg
+        return measure_angle(landmarks, correction).uncertainty_deg
     except LandmarkError:
         return None
 
