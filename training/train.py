@@ -180,6 +180,16 @@ def loss_fn(out, batch, stage: int, stride: int, head_weight: float = 1.0):
     return loss, logs
 
 
+def descend(opt, sched, loss: torch.Tensor, step: int, steps: int) -> int:
+    """One optimiser step on a one-cycle schedule of ``steps`` (which must not be stepped past its end)."""
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    if step < steps - 1:
+        sched.step()
+    return step + 1
+
+
 def augment(batch, stage: int, gen: torch.Generator):
     img, xy = batch["image"].float(), batch["xy"].clone()
     if stage == 1:  # a mirrored photo is a valid photo of the other foot
@@ -286,12 +296,7 @@ def main() -> None:
             batch = augment({k: v[idx] for k, v in train.items()}, args.stage, gen)
             out = model(batch["image"])
             loss, logs = loss_fn(out, batch, args.stage, stride, args.head_weight)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if step < steps - 1:
-                sched.step()
-            step += 1
+            step = descend(opt, sched, loss, step, steps)
             running.append(logs["coord_px"])
             if args.minutes and time.time() - started > args.minutes * 60:
                 break
@@ -430,12 +435,7 @@ def train_view_head(model: KeypointNet, train, val, args) -> None:
             nll = 0.5 * ((target[idx] - out[:, 0]) / torch.exp(log_sigma)) ** 2 + log_sigma
             loss = (nll * up).sum() / up.sum().clamp(min=1)
             loss = loss + F.binary_cross_entropy_with_logits(out[:, 2], sole_up[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if step < steps - 1:
-                sched.step()
-            step += 1
+            step = descend(opt, sched, loss, step, steps)
     with torch.no_grad():  # fold the standardisation into the first layer: the export needs nothing extra
         first = head[0]
         first.bias -= (first.weight * (mean / std)).sum(1)
