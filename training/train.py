@@ -24,6 +24,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from toeangle.geometry import dorsiflexion_deg
+
 
 
 
@@ -77,7 +79,8 @@ class KeypointNet(nn.Module):
             h = self.head(pooled)
             out.update(presence=h[:, 0], off_axis=torch.sigmoid(h[:, 1]) * 90.0, in_frame=h[:, 2:])
         if self.view_head is not None:
-            v = self.view_head(view_features(feats, coords.detach(), x.shape[-1]))
+            out["view_inputs"] = view_features(feats, coords.detach(), x.shape[-1])
+            v = self.view_head(out["view_inputs"])
             out.update(correction=v[:, 0] * 10.0, correction_sigma=torch.exp(v[:, 1].clamp(-3, 4)) * 10.0,
                        sole_up=v[:, 2])
         return out
@@ -90,13 +93,6 @@ def view_features(feats: list[torch.Tensor], coords: torch.Tensor, size: int) ->
     v = v / v.norm(dim=-1, keepdim=True).clamp(min=1e-6)
     turn = torch.stack([(u * v).sum(-1), u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]], 1)
     return torch.cat([feats[-1].mean((2, 3)), feats[-2].mean((2, 3)), (coords / size - 0.5).flatten(1), turn], 1)
-
-
-def crop_angle_deg(xy: torch.Tensor) -> torch.Tensor:
-    """The contract's 2D angle between forefoot crop points (the sole is +y in every crop)."""
-    u, v = xy[:, 1] - xy[:, 0], xy[:, 2] - xy[:, 1]
-    cross = u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]
-    return torch.rad2deg(torch.atan2(-cross, (u * v).sum(-1)))
 
 
 def soft_argmax(logits: torch.Tensor, stride: int):
@@ -376,17 +372,16 @@ def view_inputs(model: KeypointNet, images: torch.Tensor, batch_size: int = 256)
     captured = []
     with torch.no_grad():
         for i in range(0, len(images), batch_size):
-            x = images[i:i + batch_size].float()
-            feats = [model.stem(x / 255.0 - 0.5)]
-            for block in model.down:
-                feats.append(block(feats[-1]))
-            captured.append(view_features(feats, model(x)["coords"], x.shape[-1]))
+            captured.append(model(images[i:i + batch_size].float())["view_inputs"])
     return torch.cat(captured)
 
 
 def view_target(data) -> torch.Tensor:
     """3D angle minus the angle of the projected true points: what the photo's perspective hides."""
-    return data["angle"] - crop_angle_deg(data["xy"])
+    xy = data["xy"].double().numpy()  # FOREFOOT order; the sole is +y in every crop, so a heel far below will do
+    heel = xy[:, 0] + [0.0, 1e4]
+    angle_2d = dorsiflexion_deg(heel, xy[:, 0], xy[:, 1], xy[:, 2])
+    return data["angle"] - torch.from_numpy(np.asarray(angle_2d)).float()
 
 
 def view_metrics(model: KeypointNet, data, near_deg: float = 20.0) -> dict[str, float]:
