@@ -26,8 +26,8 @@ LANDMARK_COLUMNS: tuple[str, ...] = tuple(f"{name}_{part}" for name in LANDMARK_
                                           for part in ("x", "y", "conf", "sigma"))
 """Per landmark: position (original photo pixels), detector confidence 0..1, positional sigma (pixels)."""
 CSV_COLUMNS: tuple[str, ...] = (
-    "path", "status", "angle_deg", "uncertainty_deg", "angle_2d_deg", "view_correction_deg", "verdict", "grade", "protocol", "normal_min_deg",
-    "phalanx_point", "detector", "reasons", "error", *LANDMARK_COLUMNS,
+    "path", "status", "angle_deg", "uncertainty_deg", "angle_2d_deg", "view_correction_deg", "verdict", "grade",
+    "protocol", "normal_min_deg", "phalanx_point", "detector", "reasons", "error", *LANDMARK_COLUMNS,
     "width", "height", "format", "size", "mtime_ns", "ms", "cpu_ms",
 )
 """The CSV header, in order; JSONL has the same fields with ``landmarks`` and ``reasons`` nested."""

@@ -130,13 +130,17 @@ class KeypointModel:
         mirrored = metatarsal + 2 * np.dot(rel, u) * u - rel
         other = warp_crop(rgb, forefoot_crop(mirrored, metatarsal, mtp, size), size)
         crops = np.stack([second.crop[::-1], other, other[::-1]])
-        flipped, other_up, other_flipped = self.sessions["stage2"].run(
-            ["sole_up"], {"image": np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)})[0]
+        flipped, other_up, other_flipped = self.sessions["stage2"].run(["sole_up"], {"image": _batch(crops)})[0]
         return float((flipped - second.sole_up) - (other_flipped - other_up))
 
 
 def _tensor(rgb: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
+    return _batch(rgb[None])
+
+
+def _batch(rgbs: np.ndarray) -> np.ndarray:
+    """[N, H, W, 3] uint8 -> the networks' [N, 3, H, W] float32."""
+    return np.ascontiguousarray(rgbs.transpose(0, 3, 1, 2), dtype=np.float32)
 
 
 def warp_crop(rgb: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
