@@ -75,8 +75,8 @@ class KeypointNet(nn.Module):
         coords, spread, probs = soft_argmax(logits, self.out_stride)
         out = {"coords": coords, "spread": spread, "logits": logits, "probs": probs}
         if self.image_heads:
-            pooled = torch.cat([feats[-1].mean((2, 3)), logits.flatten(2).amax(2)], 1)
-            h = self.head(pooled)
+            out["head_inputs"] = torch.cat([feats[-1].mean((2, 3)), logits.flatten(2).amax(2)], 1)
+            h = self.head(out["head_inputs"])
             out.update(presence=h[:, 0], off_axis=torch.sigmoid(h[:, 1]) * 90.0, in_frame=h[:, 2:])
         if self.view_head is not None:
             out["view_inputs"] = view_features(feats, coords.detach(), x.shape[-1])
@@ -321,12 +321,7 @@ def pooled_features(model: KeypointNet, images: torch.Tensor, batch_size: int = 
     captured = []
     with torch.no_grad():
         for i in range(0, len(images), batch_size):
-            x = images[i:i + batch_size].float() / 255.0 - 0.5
-            feats = [model.stem(x)]
-            for block in model.down:
-                feats.append(block(feats[-1]))
-            logits = model(images[i:i + batch_size].float())["logits"]
-            captured.append(torch.cat([feats[-1].mean((2, 3)), logits.flatten(2).amax(2)], 1))
+            captured.append(model(images[i:i + batch_size].float())["head_inputs"])
     return torch.cat(captured)
 
 
