@@ -30,7 +30,8 @@ def recover(stage: int, onnx_path: Path) -> dict[str, torch.Tensor]:
     state = model.state_dict()
     loaded = set()
     for name, value in weights.items():  # parameters the exporter kept by name (1x1 heatmap conv, heads)
-        if name.startswith("model.") and name[6:] in state:
+        # the view head is not carried over: train.py --view-head refits it, and its outputs may have changed
+        if name.startswith("model.") and name[6:] in state and not name.startswith("model.view_head."):
             state[name[6:]] = value
             loaded.add(name[6:])
     for node in graph.node:
