@@ -12,6 +12,7 @@ import pytest
 
 from conftest import REAL_PHOTOS, REPO, jpeg_bytes
 from toeangle.detectors import DETECTORS, build_detector
+from toeangle.detectors.crops import CROP_SIDE_METATARSALS
 from toeangle.detectors.keypoint import KeypointModel, ModelMissingError
 from toeangle.pipeline import Measurer
 from toeangle.schema import MeasureOptions
@@ -95,6 +96,26 @@ def test_a_heel_on_the_wrong_side_is_mostly_caught_instead_of_flipping_the_sign(
     assert caught >= 9, caught
 
 
+def test_shifted_forefoot_crops_map_back_onto_the_same_points(measurer):
+    """Test-time shifts only help if each shifted crop's answer is mapped back to the photo correctly."""
+    model = measurer.detector.model
+    name = "restricted_left_closeup.jpg"
+    lm = TRUTH[name]["landmarks"]
+    args = (_rgb(name), lm["heel"], lm["first_metatarsal"], lm["first_mtp"])
+    single = model.stage2(*args)
+    axis_px = np.hypot(*np.subtract(lm["first_mtp"], lm["first_metatarsal"]))
+    scale = model.card["stage2"]["input"] / (CROP_SIDE_METATARSALS * axis_px)  # crop pixels per photo pixel
+    for shift in [(6, 0), (0, -6)]:
+        moved = model.stage2(*args, shifts=[shift])
+        # a crop mapped back the wrong way round would land 12 crop pixels away
+        assert np.hypot(*(moved.points - single.points).T).max() * scale < 3, shift
+    repeated = model.stage2(*args, shifts=[(0, 0)] * 3)
+    np.testing.assert_allclose(repeated.points, single.points, atol=1e-4)
+    np.testing.assert_allclose(repeated.spread, single.spread, rtol=1e-4)
+    averaged = model.stage2(*args, shifts=model.test_time_shifts)
+    assert len(model.test_time_shifts) > 1 and np.all(averaged.spread > 0)
+
+
 @pytest.mark.parametrize("turn", [cv2.ROTATE_90_CLOCKWISE, cv2.ROTATE_180, "mirror"])
 def test_rotated_and_mirrored_photos_read_the_same(measurer, turn):
     name = "normal_left_closeup.jpg"
@@ -136,6 +157,14 @@ def test_a_foot_cut_off_at_the_toes_is_unmeasurable(measurer):
     result = measurer.measure_photo(jpeg_bytes(np.ascontiguousarray(crop)), MeasureOptions()).result
     assert result.status == "unmeasurable"
     assert any("cut off" in r or "no foot" in r for r in result.reasons), result.reasons
+
+
+@pytest.mark.parametrize("name", sorted(json.loads((SAMPLES / "refused" / "ground_truth.json").read_text())))
+def test_the_outer_side_of_the_foot_is_refused_for_what_it_is(measurer, name):
+    """Seen from outside, the big-toe joint is hidden behind the foot and its points would be guesses."""
+    result = measurer.measure_photo((SAMPLES / "refused" / name).read_bytes(), MeasureOptions()).result
+    assert result.status == "unmeasurable" and result.measurement is None
+    assert any("outer side" in r for r in result.reasons), result.reasons
 
 
 def test_a_blurred_photo_is_refused_as_blurred(measurer):

@@ -1,5 +1,6 @@
 """Render samples/: a dozen photo-like renders (normal and restricted, left and right, close-up and
-lower leg, standing and held) with their ground truth in samples/ground_truth.json.
+lower leg, standing and held) with their ground truth in samples/ground_truth.json, and in
+samples/refused/ photos the quality gate must turn down (the outer side of the foot), with theirs.
 
     python training/make_samples.py
 """
@@ -32,10 +33,14 @@ WANTED = [  # (name, verdict, side, framing, setting or None)
     ("heel_raise_left", None, "left", None, "heel_raise"),
     ("held_by_hand_right", None, "right", None, "held"),
 ]
+REFUSED = [  # (name, side, framing): side-on photos of the outer side, where the big-toe joint is hidden
+    ("outer_side_right_leg", "right", "leg"),
+    ("outer_side_left_closeup", "left", "closeup"),
+]
 
 
-def matches(truth: dict, verdict, side, framing, setting) -> bool:
-    if truth["view"] != "medial" or truth["off_axis_deg"] > 12 or not all(truth["in_frame"].values()):
+def matches(truth: dict, verdict, side, framing, setting, view: str = "medial") -> bool:
+    if truth["view"] != view or truth["off_axis_deg"] > 12 or not all(truth["in_frame"].values()):
         return False
     long_side = max(truth["width"], truth["height"])
     share = truth["foot_px"] / long_side
@@ -47,21 +52,28 @@ def matches(truth: dict, verdict, side, framing, setting) -> bool:
             and (setting != "held" or truth["hand"]))
 
 
-def main() -> None:
+def write(folder: Path, wanted: list, view: str, seed: int) -> int:
+    """Render seeds from ``seed`` on until each wanted photo has a match; returns the next free seed."""
     sampler, renderer = SceneSampler(), Renderer()
-    OUT.mkdir(exist_ok=True)
-    truths, seed = {}, SAMPLES_START
-    for name, *criteria in WANTED:
+    folder.mkdir(exist_ok=True)
+    truths = {}
+    for name, *criteria in wanted:
         while True:
             rgb, truth = render_photo(seed, sampler, renderer, long_side=1024, off_axis_max=12.0,
-                                      wide_view_share=0.0, lateral_share=0.0)
+                                      wide_view_share=0.0, lateral_share=float(view == "lateral"))
             seed += 1
-            if matches(truth, *criteria):
+            if matches(truth, *criteria, view=view):
                 break
-        cv2.imwrite(str(OUT / f"{name}.jpg"), rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
+        cv2.imwrite(str(folder / f"{name}.jpg"), rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
         truths[f"{name}.jpg"] = truth
         print(name, truth["seed"], truth["angle_deg"], truth["setting"])
-    (OUT / "ground_truth.json").write_text(json.dumps(truths, indent=1) + "\n")
+    (folder / "ground_truth.json").write_text(json.dumps(truths, indent=1) + "\n")
+    return seed
+
+
+def main() -> None:
+    seed = write(OUT, WANTED, "medial", SAMPLES_START)
+    write(OUT / "refused", [(name, None, side, framing, None) for name, side, framing in REFUSED], "lateral", seed)
 
 
 if __name__ == "__main__":

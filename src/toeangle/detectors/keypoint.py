@@ -3,9 +3,11 @@
 Stage 1 looks at the whole (letterboxed) photo: where the five landmarks roughly are, whether
 there is a foot, which landmarks are in frame, and how far the view is from side-on. Stage 2
 looks at a rotation- and mirror-normalised forefoot crop cut from the full-resolution photo
-and places the four points that set the angle to a fraction of a pixel; its view head says
-how far the camera's perspective turns the drawn angle away from the foot's own (sagittal)
-angle, which the measurement adds back (schema.ViewCorrection). When the foot is
+and places the four points that set the angle to a fraction of a pixel (averaged over a few
+shifted copies of the crop); its view head says how far the camera's perspective turns the
+drawn angle away from the foot's own (sagittal) angle, which the measurement adds back
+(schema.ViewCorrection), and whether the photo shows the foot's outer side, where the big-toe
+joint is hidden and the points would be guesses. When the foot is
 small in a full-body photo, MediaPipe's pose model finds it first and stage 1 runs again on a
 crop around it.
 """
@@ -47,6 +49,7 @@ class GateLimits:
     min_sharpness: float
     max_uncertainty_deg: float
     min_heel_side_margin: float
+    max_lateral: float
 
 
 @dataclass(frozen=True)
@@ -59,12 +62,20 @@ class Stage1:
 
 @dataclass(frozen=True)
 class Stage2:
+    """Forefoot points and view correction, averaged over the crop and its shifted copies.
+
+    The uncertainties (uncalibrated) combine the network's own spread with how far the
+    shifted copies disagree: an answer that moves when the crop moves by 3 pixels is not
+    to be trusted, whatever the heatmaps say.
+    """
+
     points: np.ndarray  # [4, 2] image pixels, in FOREFOOT order
-    spread: np.ndarray  # [4] image pixels, uncalibrated
-    crop: np.ndarray  # what the network saw
+    spread: np.ndarray  # [4] image pixels
+    crop: np.ndarray  # what the network saw (unshifted)
     correction_deg: float  # estimated 3D angle minus the 2D angle of the points
-    correction_sigma_deg: float  # uncalibrated
-    sole_up: float  # probability that the crop shows the sole on top
+    correction_sigma_deg: float
+    sole_up: float  # probability that the unshifted crop shows the sole on top
+    lateral: float  # probability that the photo shows the foot's outer side
 
 
 class KeypointModel:
@@ -90,6 +101,7 @@ class KeypointModel:
             self.sessions[stage] = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         self.gate = GateLimits(**self.card["gate"])
         self.sigma_scale = float(self.card["uncertainty"]["sigma_scale"])
+        self.test_time_shifts = [tuple(xy) for xy in self.card["stage2"]["test_time_shifts_px"]]
 
     def stage1(self, rgb: np.ndarray) -> Stage1:
         size, fill = self.card["stage1"]["input"], self.card["letterbox"]
@@ -104,16 +116,24 @@ class KeypointModel:
         pts = (pts + 0.5) / [nw / w, nh / h] - 0.5
         return Stage1(points=pts, presence=float(presence[0]), in_frame=in_frame[0], off_axis_deg=float(off_axis[0]))
 
-    def stage2(self, rgb: np.ndarray, heel, metatarsal, mtp) -> Stage2:
-        """Forefoot points (image pixels) and the view correction, from the crop the axis defines."""
+    def stage2(self, rgb: np.ndarray, heel, metatarsal, mtp, shifts=((0.0, 0.0),)) -> Stage2:
+        """Forefoot points (image pixels) and the view correction, from the crop the axis defines.
+
+        ``shifts`` (crop pixels, the first normally (0, 0)) moves the crop window; all copies run
+        in one batch and their answers, mapped back to the photo, are averaged.
+        """
         size = self.card["stage2"]["input"]
         matrix = forefoot_crop(heel, metatarsal, mtp, size)
-        crop = warp_crop(rgb, matrix, size)
-        coords, spread, correction, sigma, sole_up = self.sessions["stage2"].run(None, {"image": _tensor(crop)})
+        matrices = [matrix + [[0, 0, dx], [0, 0, dy]] for dx, dy in shifts]
+        crops = np.stack([warp_crop(rgb, m, size) for m in matrices])
+        coords, spread, correction, sigma, sole_up, lateral = self.sessions["stage2"].run(None, {"image": _batch(crops)})
+        points = np.stack([apply_affine(invert_affine(m), c) for m, c in zip(matrices, coords)])
         scale = float(np.hypot(*matrix[0, :2]))
-        return Stage2(points=apply_affine(invert_affine(matrix), coords[0]), spread=spread[0] / scale, crop=crop,
-                      correction_deg=float(correction[0]), correction_sigma_deg=float(sigma[0]),
-                      sole_up=float(sole_up[0]))
+        disagreement = np.sqrt(points.var(0).mean(-1))  # [4] image pixels per axis, like spread; 0 for one crop
+        return Stage2(points=points.mean(0), spread=np.hypot(spread.mean(0) / scale, disagreement), crop=crops[0],
+                      correction_deg=float(correction.mean()),
+                      correction_sigma_deg=float(np.hypot(sigma.mean(), correction.std())), sole_up=float(sole_up[0]),
+                      lateral=float(lateral.mean()))
 
     def heel_side_margin(self, rgb: np.ndarray, heel, second: Stage2) -> float:
         """How much better the given heel side explains the forefoot than the mirrored one (-2..2).
@@ -204,8 +224,12 @@ class KeypointDetector:
                              quality=Quality.refuse(*reasons))
         heel = first.points[0]
         second = self.model.stage2(rgb, heel, first.points[1], first.points[2])
-        second = self.model.stage2(rgb, heel, second.points[0], second.points[1])  # recentre on the refined axis
+        # recentre on the refined axis, and average over the card's shifted copies of that crop
+        second = self.model.stage2(rgb, heel, second.points[0], second.points[1], self.model.test_time_shifts)
         reasons = _crop_reasons(second.crop, gate)
+        if second.lateral > gate.max_lateral:
+            reasons.append("this looks like the outer side of the foot, where the big-toe joint is hidden behind the "
+                           "foot: photograph the inner side")
         if self.model.heel_side_margin(rgb, heel, second) < gate.min_heel_side_margin:
             reasons.append("the heel could not be placed reliably, so bent up and bent down cannot be told apart: "
                            "photograph the whole foot, heel to toe")
