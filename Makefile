@@ -64,7 +64,7 @@ train: egl $(VENV)/.train
 		--out $(DATA)/s2a
 	$(TRAIN) --stage 2 --epochs 3 --lr 1e-3 --init $(DATA)/s2a/stage2.pt --data $(DATA)/train_*.npz $(VAL) \
 		--out $(DATA)/s2b
-	@# v2: the view head (perspective correction, sole-up check) on the frozen stage-2 network. These two
+	@# v2/v3: the view head (perspective correction, sole-up and outer-side checks) on the frozen stage-2 network. These two
 	@# sets were rendered with 192 px crops for an experiment; train.py shrinks them to 128.
 	for r in 8000:16000 16000:24000; do \
 		$(BIN)/python training/dataset.py --seeds $$r --crop 192 --out $(DATA)/c192_$${r%%:*}.npz || exit 1; done

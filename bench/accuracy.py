@@ -130,6 +130,7 @@ def main() -> None:
         summarise([r for r in rows if lo <= r["truth"]["off_axis_deg"] < hi], f"view {lo}-{min(hi, 90)} deg off side-on")
     near = [r for r in rows if r["truth"]["off_axis_deg"] < 20]
     summarise(near, "TARGET views within 20 deg (MAE <= 3, p95 <= 8, verdict >= 95%)")
+    summarise([r for r in near if r["truth"]["view"] == "medial"], "of those, the inner side (the supported view)")
     lateral = [r for r in rows if r["truth"]["view"] == "lateral"]
     summarise(lateral, "lateral views")
     reasons: dict[str, int] = {}
