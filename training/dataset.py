@@ -110,13 +110,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--wide-share", type=float, default=0.12, help="share of views 30-90 deg off side-on")
     parser.add_argument("--top-down-share", type=float, default=0.0, help="of those, share seen from above")
+    parser.add_argument("--lateral-share", type=float, default=0.15, help="share of views of the foot's outer side")
     parser.add_argument("--crop", type=int, default=STAGE2, help="side of the stage-2 crops in pixels")
     args = parser.parse_args()
     start, stop = (int(v) for v in args.seeds.split(":"))
     if stop > BENCH_START:
         raise SystemExit("seeds from 1_000_000 on are the benchmark's")
     started = time.time()
-    options = dict(wide_view_share=args.wide_share, top_down_share=args.top_down_share)
+    options = dict(wide_view_share=args.wide_share, top_down_share=args.top_down_share, lateral_share=args.lateral_share)
     samples = render_all(range(start, stop), args.workers, (options, args.crop))
     arrays = {k: np.stack([s[k] for s in samples]) for k in samples[0]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
