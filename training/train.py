@@ -442,10 +442,9 @@ def train_view_head(model: KeypointNet, train, val, args) -> None:
             out = head(z[idx])
             log_sigma, up = out[:, 1].clamp(-3, 4), 1 - sole_up[idx]
             nll = 0.5 * ((target[idx] - out[:, 0]) / torch.exp(log_sigma)) ** 2 + log_sigma
-            loss = (nll * up).sum() / up.sum().clamp(min=1)
+            outer = F.binary_cross_entropy_with_logits(out[:, 3], lateral[idx], reduction="none")
+            loss = ((nll + LATERAL_WEIGHT * outer) * up).sum() / up.sum().clamp(min=1)  # upright crops only
             loss = loss + F.binary_cross_entropy_with_logits(out[:, 2], sole_up[idx])
-            loss = loss + LATERAL_WEIGHT * (F.binary_cross_entropy_with_logits(out[:, 3], lateral[idx], reduction="none") * up).sum() \
-                / up.sum().clamp(min=1)
             step = descend(opt, sched, loss, step, steps)
     with torch.no_grad():  # fold the standardisation into the first layer: the export needs nothing extra
         first = head[0]
