@@ -116,6 +116,32 @@ def test_shifted_forefoot_crops_map_back_onto_the_same_points(measurer):
     assert len(model.test_time_shifts) > 1 and np.all(averaged.spread > 0)
 
 
+def test_stage_one_looks_again_at_a_small_foot_and_maps_its_points_back(measurer):
+    """On a photo where the foot is small, the second stage-1 pass must run and land in photo pixels."""
+    model = measurer.detector.model
+    name = "restricted_right_leg.jpg"
+    rgb, truth = _rgb(name), TRUTH[name]
+    pad = 600  # the same photo on a wide grey border: the foot becomes small in it
+    padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(127, 127, 127))
+    calls = []
+    honest = model.stage1
+
+    def counted(image):
+        calls.append(image.shape)
+        return honest(image)
+
+    model.stage1 = counted
+    try:
+        located = model.locate(padded)
+    finally:
+        model.stage1 = honest
+    assert len(calls) == 2 and calls[1][0] < padded.shape[0] / 2  # the second look is at a crop
+    expected = np.array([truth["landmarks"][k] for k in ("heel", "first_metatarsal", "first_mtp", "hallux_ip",
+                                                          "hallux_tip")]) + pad
+    errors = np.hypot(*(located.points - expected).T)
+    assert errors.max() <= 0.12 * truth["foot_px"], errors
+
+
 @pytest.mark.parametrize("turn", [cv2.ROTATE_90_CLOCKWISE, cv2.ROTATE_180, "mirror"])
 def test_rotated_and_mirrored_photos_read_the_same(measurer, turn):
     name = "normal_left_closeup.jpg"

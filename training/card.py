@@ -26,6 +26,11 @@ GATE = {
     "max_lateral": 0.5,
 }
 
+REFINE_MARGIN = 0.5
+"""Stage 1 looks again at a crop around its own points with this much margin (in foot lengths).
+On 500 calibration renders within 20 deg of side-on: heel error median 3.8% -> 2.8% of the foot
+length, angle MAE 2.41 -> 2.27, p95 6.6 -> 6.1; a margin of 0.2 cut off a heel and flipped a sign."""
+
 TEST_TIME_SHIFTS_PX = [[0, 0], [3, 0], [-3, 0], [0, 3], [0, -3]]
 """Stage 2 also runs on its crop moved by these (crop pixels) and averages: on 500 calibration
 renders within 20 deg of side-on (v3, same gate) the angle MAE fell from 2.98 to 2.41 deg and
@@ -54,6 +59,7 @@ def main() -> None:
         card[f"stage{stage}"] = {"file": onnx.name, "input": size,
                                  "sha256": hashlib.sha256(onnx.read_bytes()).hexdigest(),
                                  "training": {k: train[k] for k in ("train_samples", "epochs_run", "seconds", "val")}}
+    card["stage1"]["refine_margin"] = REFINE_MARGIN
     card["stage2"]["test_time_shifts_px"] = TEST_TIME_SHIFTS_PX
     path.write_text(json.dumps(card, indent=1) + "\n")
     print(json.dumps(card, indent=1))
