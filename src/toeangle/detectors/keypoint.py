@@ -1,15 +1,15 @@
 """Markerless landmarks: the project's two-stage ONNX keypoint model, with a quality gate.
 
 Stage 1 looks at the whole (letterboxed) photo: where the five landmarks roughly are, whether
-there is a foot, which landmarks are in frame, and how far the view is from side-on. Stage 2
+there is a foot, which landmarks are in frame, and how far the view is from side-on; then
+again at a crop around those points, for a better-placed heel and forefoot. Stage 2
 looks at a rotation- and mirror-normalised forefoot crop cut from the full-resolution photo
 and places the four points that set the angle to a fraction of a pixel (averaged over a few
 shifted copies of the crop); its view head says how far the camera's perspective turns the
 drawn angle away from the foot's own (sagittal) angle, which the measurement adds back
 (schema.ViewCorrection), and whether the photo shows the foot's outer side, where the big-toe
-joint is hidden and the points would be guesses. When the foot is
-small in a full-body photo, MediaPipe's pose model finds it first and stage 1 runs again on a
-crop around it.
+joint is hidden and the points would be guesses. When the foot is small in a full-body
+photo, MediaPipe's pose model finds it first and stage 1 runs on a crop around it.
 """
 
 from __future__ import annotations
