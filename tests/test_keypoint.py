@@ -116,7 +116,7 @@ def test_shifted_forefoot_crops_map_back_onto_the_same_points(measurer):
     assert len(model.test_time_shifts) > 1 and np.all(averaged.spread > 0)
 
 
-def test_stage_one_looks_again_at_a_small_foot_and_maps_its_points_back(measurer):
+def test_stage_one_looks_again_at_a_small_foot_and_maps_its_points_back(measurer, monkeypatch):
     """On a photo where the foot is small, the second stage-1 pass must run and land in photo pixels."""
     model = measurer.detector.model
     name = "restricted_right_leg.jpg"
@@ -130,11 +130,8 @@ def test_stage_one_looks_again_at_a_small_foot_and_maps_its_points_back(measurer
         calls.append(image.shape)
         return honest(image)
 
-    model.stage1 = counted
-    try:
-        located = model.locate(padded)
-    finally:
-        model.stage1 = honest
+    monkeypatch.setattr(model, "stage1", counted)
+    located = model.locate(padded)
     assert len(calls) == 2 and calls[1][0] < padded.shape[0] / 2  # the second look is at a crop
     expected = np.array([truth["landmarks"][k] for k in ("heel", "first_metatarsal", "first_mtp", "hallux_ip",
                                                           "hallux_tip")]) + pad

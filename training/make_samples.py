@@ -52,9 +52,8 @@ def matches(truth: dict, verdict, side, framing, setting, view: str = "medial") 
             and (setting != "held" or truth["hand"]))
 
 
-def write(folder: Path, wanted: list, view: str, seed: int) -> int:
+def write(folder: Path, wanted: list, view: str, seed: int, sampler: SceneSampler, renderer: Renderer) -> int:
     """Render seeds from ``seed`` on until each wanted photo has a match; returns the next free seed."""
-    sampler, renderer = SceneSampler(), Renderer()
     folder.mkdir(exist_ok=True)
     truths = {}
     for name, *criteria in wanted:
@@ -72,8 +71,10 @@ def write(folder: Path, wanted: list, view: str, seed: int) -> int:
 
 
 def main() -> None:
-    seed = write(OUT, WANTED, "medial", SAMPLES_START)
-    write(OUT / "refused", [(name, None, side, framing, None) for name, side, framing in REFUSED], "lateral", seed)
+    sampler, renderer = SceneSampler(), Renderer()
+    seed = write(OUT, WANTED, "medial", SAMPLES_START, sampler, renderer)
+    write(OUT / "refused", [(name, None, side, framing, None) for name, side, framing in REFUSED], "lateral", seed,
+          sampler, renderer)
 
 
 if __name__ == "__main__":

@@ -116,23 +116,26 @@ class KeypointModel:
         pts = (pts + 0.5) / [nw / w, nh / h] - 0.5
         return Stage1(points=pts, presence=float(presence[0]), in_frame=in_frame[0], off_axis_deg=float(off_axis[0]))
 
-    def locate(self, rgb: np.ndarray) -> Stage1:
-        """Stage 1, then its points again from a second look at the foot alone.
+    def locate(self, rgb: np.ndarray, box: tuple[int, int, int, int] | None = None) -> Stage1:
+        """Stage 1 on the photo (or the part of it in ``box``), then its points again from a
+        second look at the foot alone; points in photo pixels.
 
         In a 128 px view of the whole photo a mid-sized foot is a few dozen pixels long, and a
         heel placed a few of them off can land across the metatarsal axis and flip the angle's
         sign. The second pass sees a crop around the first pass's points with half a foot
         length of margin (less risks cutting off a misplaced heel); presence, in-frame and
-        view angle stay those of the whole photo, which the crop's edges would distort.
+        view angle stay those of the first pass, which the crop's edges would distort.
         """
-        first = self.stage1(rgb)
-        h, w = rgb.shape[:2]
+        ox, oy = box[:2] if box else (0, 0)
+        view = rgb[oy:box[3], ox:box[2]] if box else rgb
+        first = self.stage1(view)
+        h, w = view.shape[:2]
         margin = self.card["stage1"]["refine_margin"] * _foot_length(first.points)
         x0, y0 = np.maximum(np.floor(first.points.min(0) - margin).astype(int), 0)
         x1, y1 = np.minimum(np.ceil(first.points.max(0) + margin).astype(int), [w, h])
-        if min(x1 - x0, y1 - y0) < 32 or (x1 - x0) * (y1 - y0) > 0.6 * w * h:  # nothing to gain
-            return first
-        return replace(first, points=self.stage1(rgb[y0:y1, x0:x1]).points + [x0, y0])
+        if min(x1 - x0, y1 - y0) >= 32 and (x1 - x0) * (y1 - y0) <= 0.6 * w * h:  # else nothing to gain
+            first = replace(first, points=self.stage1(view[y0:y1, x0:x1]).points + [x0, y0])
+        return replace(first, points=first.points + [ox, oy])
 
     def stage2(self, rgb: np.ndarray, heel, metatarsal, mtp, shifts=((0.0, 0.0),)) -> Stage2:
         """Forefoot points (image pixels) and the view correction, from the crop the axis defines.
@@ -230,10 +233,7 @@ class KeypointDetector:
         if small and self.locator is not None:
             box = self.locator.locate(rgb)
             if box is not None:
-                x0, y0, x1, y1 = box
-                second = self.model.locate(rgb[y0:y1, x0:x1])
-                first = Stage1(points=second.points + [x0, y0], presence=second.presence,
-                               in_frame=second.in_frame, off_axis_deg=second.off_axis_deg)
+                first = self.model.locate(rgb, box)
                 path = "mediapipe+keypoint"
         detector = f"{path}:{self.model.card['version']}"
         reasons = self._stage1_reasons(first, image)
