@@ -103,8 +103,11 @@ def summarise(rows: list[dict], title: str) -> None:
         floor = np.array([abs(r["angle_2d"] - r["truth"]["angle_deg"]) for r in measured])
         floor = floor[np.isfinite(floor)]
         print(f"  projection alone (perfect 2D points vs 3D truth): MAE {floor.mean():.2f}  p95 {pct(floor, 95):.2f} deg")
+        decisive = sum(r["label"] != "borderline" for r in measured)
         print(f"  passive verdict agreement: {100 * strict / len(measured):.1f}% strict, "
-              f"{100 * lenient / len(measured):.1f}% counting a borderline that holds the truth")
+              f"{100 * lenient / len(measured):.1f}% counting a borderline that holds the truth; "
+              f"{100 * (1 - decisive / len(measured)):.1f}% borderline"
+              + (f", and the normal/restricted answers agree {100 * strict / decisive:.1f}%" if decisive else ""))
         print(f"  landmark PCK@5% foot length: {100 * np.mean(pck):.1f}%   uncertainty coverage: "
               f"{100 * np.mean(err <= unc):.1f}% (median +/- {np.median(unc):.1f} deg)")
         print(f"  time per photo: median {1000 * np.median([r['seconds'] for r in rows]):.0f} ms")
