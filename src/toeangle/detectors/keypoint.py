@@ -74,7 +74,7 @@ class Stage2:
     crop: np.ndarray  # what the network saw (unshifted)
     correction_deg: float  # estimated 3D angle minus the 2D angle of the points
     correction_sigma_deg: float
-    sole_up: float  # probability that the unshifted crop shows the sole on top
+    sole_up_logit: float  # log-odds that the unshifted crop shows the sole on top
     lateral: float  # probability that the photo shows the foot's outer side
 
 
@@ -147,22 +147,24 @@ class KeypointModel:
         matrix = forefoot_crop(heel, metatarsal, mtp, size)
         matrices = [matrix + [[0, 0, dx], [0, 0, dy]] for dx, dy in shifts]
         crops = np.stack([warp_crop(rgb, m, size) for m in matrices])
-        coords, spread, correction, sigma, sole_up, lateral = self.sessions["stage2"].run(None, {"image": _batch(crops)})
+        outputs = self.sessions["stage2"].run(None, {"image": _batch(crops)})
+        coords, spread, correction, sigma, sole_up_logit, lateral = outputs
         points = np.stack([apply_affine(invert_affine(m), c) for m, c in zip(matrices, coords)])
         scale = float(np.hypot(*matrix[0, :2]))
         disagreement = np.sqrt(points.var(0).mean(-1))  # [4] image pixels per axis, like spread; 0 for one crop
         return Stage2(points=points.mean(0), spread=np.hypot(spread.mean(0) / scale, disagreement), crop=crops[0],
                       correction_deg=float(correction.mean()),
-                      correction_sigma_deg=float(np.hypot(sigma.mean(), correction.std())), sole_up=float(sole_up[0]),
-                      lateral=float(lateral.mean()))
+                      correction_sigma_deg=float(np.hypot(sigma.mean(), correction.std())),
+                      sole_up_logit=float(sole_up_logit[0]), lateral=float(lateral.mean()))
 
     def heel_side_margin(self, rgb: np.ndarray, heel, second: Stage2) -> float:
-        """How much better the given heel side explains the forefoot than the mirrored one (-2..2).
+        """How much better the given heel side explains the forefoot than the mirrored one (log-odds).
 
         The heel only decides which side is the sole, and so the angle's sign. Stage 2's sole-up
         output learnt one kind of example: an upright crop turned upside down. Each hypothesis
         (heel as given, heel mirrored across the metatarsal axis) is tested on its own crop and
-        that crop flipped: under the right one the crop reads ~0 and its flip ~1.
+        that crop flipped: under the right one the crop reads low and its flip high. Compared as
+        logits, because as probabilities all four often saturate at 0 or 1.
         """
         size = self.card["stage2"]["input"]
         metatarsal, mtp = second.points[0], second.points[1]
@@ -171,8 +173,8 @@ class KeypointModel:
         mirrored = metatarsal + 2 * np.dot(rel, u) * u - rel
         other = warp_crop(rgb, forefoot_crop(mirrored, metatarsal, mtp, size), size)
         crops = np.stack([second.crop[::-1], other, other[::-1]])
-        flipped, other_up, other_flipped = self.sessions["stage2"].run(["sole_up"], {"image": _batch(crops)})[0]
-        return float((flipped - second.sole_up) - (other_flipped - other_up))
+        flipped, other_up, other_flipped = self.sessions["stage2"].run(["sole_up_logit"], {"image": _batch(crops)})[0]
+        return float((flipped - second.sole_up_logit) - (other_flipped - other_up))
 
 
 def _tensor(rgb: np.ndarray) -> np.ndarray:
