@@ -148,7 +148,8 @@ def is_multipart(content_type: str | None) -> bool:
 
 def parse_multipart(content_type: str, body: bytes, part_limit: Callable[[str], int],
                     max_parts: int = 16) -> dict[str, Part]:
-    """The form's parts by name (the first part of each name wins), parsed from memory.
+    """The form's parts by name, parsed from memory. A name sent twice is malformed: which one
+    the client meant is a guess, and a number or a flag is not a list.
 
     ``part_limit(name)`` is the most bytes a part of that name may have.
     """
@@ -196,7 +197,9 @@ def parse_multipart(content_type: str, body: bytes, part_limit: Callable[[str], 
 
     def on_part_end():
         part = state["current"]
-        if part is not None and part.name not in parts:
+        if part is not None:
+            if part.name in parts:
+                raise MultipartError(f"the form field '{part.name}' was sent more than once")
             parts[part.name] = part
 
     parser = MultipartParser(boundary, {
