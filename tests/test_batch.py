@@ -201,7 +201,7 @@ def test_resume_after_an_interrupted_run(tmp_path, real_photos, how):
     root = tmp_path / "photos"
     truth = make_folder(root, real_photos, angles=tuple(np.linspace(10, 85, 36)), scale=3.0)
     out = tmp_path / "r.csv"
-    for attempt in range(3):  # a run that ends before the signal lands proves nothing: on a busy machine, go again
+    for _ in range(3):  # a run that ends before the signal lands proves nothing: on a busy machine, go again
         out.unlink(missing_ok=True)
         proc = _run_cli([str(root), "--out", str(out), "--workers", "1"])
         deadline = time.monotonic() + 60

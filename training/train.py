@@ -126,9 +126,10 @@ def gaussian_targets(xy: torch.Tensor, h: int, w: int, stride: int, sigma_cells:
 
 VIEW_HIDDEN = 256
 """The view head's hidden width. v4 measurements (validation views near side-on, correction from the
-true 2D points; heads fit on the renders of seeds 0-23,999 and 40,000-55,999): v3's inputs (pooled features only) with 64 units MAE 2.97 / p95 8.33; adding the
-quadrant pooling and the features at the points, 128 units 2.64 / 7.11, 256 units 2.39 / 6.94 (2.52 /
-6.66 with another seed), 512 units 2.50 / 6.86."""
+true 2D points; heads fit on the renders of seeds 0-23,999 and 40,000-55,999): v3's inputs (pooled
+features only) with 64 units MAE 2.97 / p95 8.33; adding the quadrant pooling and the features at
+the points, 128 units 2.64 / 7.11, 256 units 2.39 / 6.94 (2.52 / 6.66 with another seed), 512 units
+2.50 / 6.86."""
 VIEW_DROPOUT = 0.3
 """Dropout on the view head's hidden units (half of it on its inputs). Without it the head learns its
 training crops (correction MAE 0.8 there) and its sigma with them: on validation 1.645 sigma covered 33%
