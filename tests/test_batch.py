@@ -189,7 +189,7 @@ def test_csv_survives_awkward_paths_and_a_torn_last_line(tmp_path):
 # The CLI as a terminal's foreground job starts it: with Ctrl-C enabled. A shell that starts a job in
 # the background without job control (CI runners, `make test &` in a script) hands it SIGINT ignored,
 # Python keeps an inherited ignore, and the "interrupted" run would simply finish.
-_FOREGROUND_CLI = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+_FOREGROUND_CLI = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
                    "runpy.run_module('toeangle.cli', run_name='__main__')")
 
 

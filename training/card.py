@@ -22,7 +22,7 @@ GATE = {
     "max_luminance": 240.0,
     "min_sharpness": 1.0,
     "max_uncertainty_deg": 14.0,
-    "min_heel_side_margin": 50.0,  # log-odds (v5; v4 40); chosen on 2,000 calibration renders, models/MODEL_CARD.md
+    "min_heel_side_margin": 50.0,  # log-odds (v5; v4 40): calibration renders, a real photo broke a tie
     "max_lateral": 0.5,
 }
 
