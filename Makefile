@@ -75,7 +75,8 @@ train: egl $(VENV)/.train
 		$(BIN)/python training/dataset.py --seeds $$r --crop 128 --out $(DATA)/train_$${r%%:*}.npz || exit 1; done
 	@# v5: the stage-2 network again, on all of them
 	$(TRAIN) --stage 2 --epochs 5 --lr 1e-3 --init $(DATA)/s2b/stage2.pt --data $(LATE_SETS) $(VAL) --out $(DATA)/s2c
-	@# v2-v5: the view head (perspective correction, sole-up and outer-side checks) on the frozen stage-2 network
+	@# v2-v6: the view head (perspective correction, sole-up and outer-side checks) on the frozen stage-2 network;
+	@# since v6 it corrects the angle of the points the network found, not of the true ones
 	$(TRAIN) --stage 2 --view-head --epochs 40 --threads 1 --init $(DATA)/s2c/stage2.pt --data $(LATE_SETS) $(VAL)
 	$(BIN)/python training/card.py --sigma-scale 1 --max-uncertainty 1000
 	$(BIN)/python bench/accuracy.py --calibrate --n 2000
