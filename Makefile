@@ -77,7 +77,10 @@ train: egl $(VENV)/.train
 	$(TRAIN) --stage 2 --epochs 5 --lr 1e-3 --init $(DATA)/s2b/stage2.pt --data $(LATE_SETS) $(VAL) --out $(DATA)/s2c
 	@# v2-v6: the view head (perspective correction, sole-up and outer-side checks) on the frozen stage-2 network;
 	@# since v6 it corrects the angle of the points the network found, not of the true ones
-	$(TRAIN) --stage 2 --view-head --epochs 40 --threads 1 --init $(DATA)/s2c/stage2.pt --data $(LATE_SETS) $(VAL)
+	$(TRAIN) --stage 2 --view-head --epochs 40 --threads 1 --init $(DATA)/s2c/stage2.pt --data $(LATE_SETS) $(VAL) \
+		--out $(DATA)/s2v
+	@# v6: beside it the perspective head, the view correction for points moved by hand (the true points' target)
+	$(TRAIN) --stage 2 --perspective-head --epochs 40 --threads 2 --init $(DATA)/s2v/stage2.pt --data $(LATE_SETS) $(VAL)
 	$(BIN)/python training/card.py --sigma-scale 1 --max-uncertainty 1000
 	$(BIN)/python bench/accuracy.py --calibrate --n 2000
 	@echo "now: python training/card.py --sigma-scale <printed scale>"

@@ -37,7 +37,7 @@ class KeypointNet(nn.Module):
     """Encoder to stride 32, decoder with skips back to ``out_stride``, heatmaps soft-argmaxed."""
 
     def __init__(self, keypoints: int, widths=(16, 24, 48, 64, 96), out_stride: int = 4, image_heads: bool = False,
-                 view_head: bool = False):
+                 view_head: bool = False, perspective_head: bool = False):
         super().__init__()
         w = widths
         self.out_stride = out_stride
@@ -62,6 +62,11 @@ class KeypointNet(nn.Module):
             inputs = w[-1] + 5 * w[-2] + keypoints * (w[-2] + w[-3] + 2) + 2  # see view_features
             self.view_head = nn.Sequential(nn.Dropout(VIEW_DROPOUT / 2), nn.Linear(inputs, VIEW_HIDDEN),
                                            nn.ReLU(inplace=True), nn.Dropout(VIEW_DROPOUT), nn.Linear(VIEW_HIDDEN, 4))
+        self.perspective_head = None
+        if perspective_head:  # the view correction for points placed by hand (3D minus the true 2D angle), its log-sigma
+            self.perspective_head = nn.Sequential(nn.Dropout(VIEW_DROPOUT / 2), nn.Linear(inputs, VIEW_HIDDEN),
+                                                  nn.ReLU(inplace=True), nn.Dropout(VIEW_DROPOUT),
+                                                  nn.Linear(VIEW_HIDDEN, 2))
 
     def forward(self, x):
         x = x / 255.0 - 0.5
@@ -85,6 +90,9 @@ class KeypointNet(nn.Module):
             v = self.view_head(out["view_inputs"])
             out.update(correction=v[:, 0] * 10.0, correction_sigma=torch.exp(v[:, 1].clamp(-3, 4)) * 10.0,
                        sole_up=v[:, 2], lateral=v[:, 3])
+        if self.perspective_head is not None:
+            v = self.perspective_head(out["view_inputs"])
+            out.update(perspective=v[:, 0] * 10.0, perspective_sigma=torch.exp(v[:, 1].clamp(-3, 4)) * 10.0)
         return out
 
 
@@ -147,10 +155,10 @@ STAGES = {
 }
 
 
-def build(stage: int) -> KeypointNet:
+def build(stage: int, perspective_head: bool = False) -> KeypointNet:
     spec = STAGES[stage]
     return KeypointNet(spec["keypoints"], spec["widths"], spec["out_stride"], spec["image_heads"],
-                       spec.get("view_head", False))
+                       spec.get("view_head", False), perspective_head)
 
 
 def load(paths: list[Path], stage: int, size: int) -> dict[str, torch.Tensor]:
@@ -258,14 +266,19 @@ class Exported(nn.Module):
         if self.model.image_heads:
             return out["coords"], out["spread"], torch.sigmoid(out["presence"]), torch.sigmoid(out["in_frame"]), out["off_axis"]
         # sole-up as a logit: the runtime compares it across crops, and its sigmoid saturates at 1.0 in float32
-        return (out["coords"], out["spread"], out["correction"], out["correction_sigma"], out["sole_up"],
-                torch.sigmoid(out["lateral"]))
+        outputs = (out["coords"], out["spread"], out["correction"], out["correction_sigma"], out["sole_up"],
+                   torch.sigmoid(out["lateral"]))
+        if self.model.perspective_head is not None:
+            outputs += (out["perspective"], out["perspective_sigma"])
+        return outputs
 
 
 def export(model: KeypointNet, stage: int, size: int, path: Path) -> None:
     model.eval()
     names = ["coords", "spread"] + (["presence", "in_frame", "off_axis"] if stage == 1
                                     else ["correction", "correction_sigma", "sole_up_logit", "lateral"])
+    if model.perspective_head is not None:
+        names += ["perspective", "perspective_sigma"]
     torch.onnx.export(Exported(model), torch.zeros(1, 3, size, size), str(path), input_names=["image"],
                       output_names=names, dynamic_axes={"image": {0: "batch"}, **{n: {0: "batch"} for n in names}},
                       opset_version=17, dynamo=False)
@@ -288,6 +301,9 @@ def main() -> None:
     p.add_argument("--head-weight", type=float, default=1.0, help="weight of stage 1's image-level heads")
     p.add_argument("--view-head", action="store_true",
                    help="stage 2: keep the keypoint network (from --init) and train only the view-correction head")
+    p.add_argument("--perspective-head", action="store_true",
+                   help="stage 2: keep the network and its view head (from --init) and train only the perspective "
+                        "head, the view correction for points placed by hand")
     p.add_argument("--init", type=Path, help="start from these weights (a .pt of the same stage)")
     p.add_argument("--out", type=Path, default=Path("models"))
     args = p.parse_args()
@@ -296,17 +312,19 @@ def main() -> None:
     gen = torch.Generator().manual_seed(args.seed)
     size = args.size or 128
     train, val = load(args.data, args.stage, size), load([args.val], args.stage, size)
-    model = build(args.stage)
+    model = build(args.stage, perspective_head=args.perspective_head)
+    refit = "view_head." if args.view_head else "perspective_head." if args.perspective_head else None
     if args.init:
         state = torch.load(args.init)
-        if args.view_head:  # refit from scratch below, so an older head (other outputs) need not fit
-            state = {k: v for k, v in state.items() if not k.startswith("view_head.")}
-        missing = model.load_state_dict(state, strict=not args.view_head).missing_keys
-        assert all(k.startswith("view_head.") for k in missing), missing
+        if refit:  # fitted from scratch below, so an older head (other outputs) need not fit
+            state = {k: v for k, v in state.items() if not k.startswith(refit)}
+        missing = model.load_state_dict(state, strict=refit is None).missing_keys
+        assert all(k.startswith(refit) for k in missing), missing
     stride = model.out_stride
-    if args.heads_only or args.view_head:
+    if args.heads_only or refit:
         started = time.time()
-        (train_view_head if args.view_head else train_heads)(model, train, val, args)
+        fit = train_view_head if args.view_head else train_perspective_head if args.perspective_head else train_heads
+        fit(model, train, val, args)
         save(model, args, len(train["image"]), args.epochs, started)
         return
     n = len(train["image"])
@@ -443,7 +461,25 @@ def view_metrics(model: KeypointNet, data, near_deg: float = 20.0) -> dict[str, 
             "sole_up_false_alarms": float((head[:, 2] > 0).float().mean()),
             "sole_up_recall": float((flipped[:, 2] > 0).float().mean()),
             "lateral_recall_near": float((head[near & lateral, 3] > 0).float().mean()),
-            "lateral_false_alarms_near": float((head[near & ~lateral, 3] > 0).float().mean())}
+            "lateral_false_alarms_near": float((head[near & ~lateral, 3] > 0).float().mean()),
+            **perspective_metrics(model, upright, data, near)}
+
+
+def perspective_target(data) -> torch.Tensor:
+    """3D angle minus the angle of the true 2D points: the perspective alone, for points placed by hand
+    (the view head's target until v5)."""
+    return data["angle"] - crop_angle(data["xy"])
+
+
+def perspective_metrics(model: KeypointNet, features: torch.Tensor, data, near: torch.Tensor) -> dict[str, float]:
+    """The perspective head's error when it corrects the true 2D points (views near side-on)."""
+    if model.perspective_head is None:
+        return {}
+    with torch.no_grad():
+        out = model.perspective_head(features)
+    corrected = (perspective_target(data) - out[:, 0] * 10.0).abs()[near]
+    return {"perspective_mae_near": float(corrected.mean()), "perspective_median_near": float(corrected.median()),
+            "perspective_p95_near": float(torch.quantile(corrected, 0.95))}
 
 
 def train_view_head(model: KeypointNet, train, val, args) -> None:
@@ -457,7 +493,37 @@ def train_view_head(model: KeypointNet, train, val, args) -> None:
     sole_up = torch.cat([torch.zeros(len(upright)), torch.ones(len(flipped))])
     lateral = torch.cat([train["lateral"], torch.zeros(len(flipped))])
     print(f"view features: {tuple(feats.shape)}; val before: {view_metrics(model, val)}", flush=True)
-    head = model.view_head
+
+    def loss_of(out, idx):
+        log_sigma, up = out[:, 1].clamp(-3, 4), 1 - sole_up[idx]
+        nll = 0.5 * ((target[idx] - out[:, 0]) / torch.exp(log_sigma)) ** 2 + log_sigma
+        outer = F.binary_cross_entropy_with_logits(out[:, 3], lateral[idx], reduction="none")
+        loss = ((nll + LATERAL_WEIGHT * outer) * up).sum() / up.sum().clamp(min=1)  # upright crops only
+        return loss + F.binary_cross_entropy_with_logits(out[:, 2], sole_up[idx])
+
+    fit_head(model.view_head, feats, loss_of, args.epochs)
+    print(f"view head after {args.epochs} epochs: val {view_metrics(model, val)}", flush=True)
+
+
+def train_perspective_head(model: KeypointNet, train, val, args) -> None:
+    """Fit the perspective head on frozen stage-2 features, the view head left as it is: a Gaussian
+    likelihood for the correction of the *true* 2D points. The view head's correction (since v6) also
+    takes back the found points' expected error, which points placed by hand do not share."""
+    feats, _ = view_inputs(model, train["image"])
+    target = perspective_target(train) / 10.0
+
+    def loss_of(out, idx):
+        log_sigma = out[:, 1].clamp(-3, 4)
+        return (0.5 * ((target[idx] - out[:, 0]) / torch.exp(log_sigma)) ** 2 + log_sigma).mean()
+
+    fit_head(model.perspective_head, feats, loss_of, args.epochs)
+    print(f"perspective head after {args.epochs} epochs: val {view_metrics(model, val)}", flush=True)
+
+
+def fit_head(head: nn.Sequential, feats: torch.Tensor, loss_of, epochs: int) -> None:
+    """Fit a head from scratch on frozen features (standardised; AdamW, one-cycle, batches of 256),
+    then fold the standardisation into its first layer, so that the export needs nothing extra.
+    ``loss_of(output, batch indices)`` gives the batch's loss."""
     layers = [layer for layer in head if isinstance(layer, nn.Linear)]
     for layer in layers:
         layer.reset_parameters()
@@ -465,27 +531,19 @@ def train_view_head(model: KeypointNet, train, val, args) -> None:
     mean, std = feats.mean(0), feats.std(0).clamp(min=1e-3)
     z = (feats - mean) / std
     opt = torch.optim.AdamW(head.parameters(), lr=2e-3, weight_decay=1e-3)
-    steps = args.epochs * ((len(z) + 255) // 256)
+    steps = epochs * ((len(z) + 255) // 256)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.1)
     step = 0
-    for epoch in range(args.epochs):
+    for _ in range(epochs):
         order = torch.randperm(len(z))
         for i in range(0, len(z), 256):
             idx = order[i:i + 256]
-            out = head(z[idx])
-            log_sigma, up = out[:, 1].clamp(-3, 4), 1 - sole_up[idx]
-            nll = 0.5 * ((target[idx] - out[:, 0]) / torch.exp(log_sigma)) ** 2 + log_sigma
-            outer = F.binary_cross_entropy_with_logits(out[:, 3], lateral[idx], reduction="none")
-            loss = ((nll + LATERAL_WEIGHT * outer) * up).sum() / up.sum().clamp(min=1)  # upright crops only
-            loss = loss + F.binary_cross_entropy_with_logits(out[:, 2], sole_up[idx])
-            step = descend(opt, sched, loss, step, steps)
+            step = descend(opt, sched, loss_of(head(z[idx]), idx), step, steps)
     head.eval()
-    with torch.no_grad():  # fold the standardisation into the first layer: the export needs nothing extra
+    with torch.no_grad():
         first = layers[0]
         first.bias -= (first.weight * (mean / std)).sum(1)
         first.weight /= std
-    print(f"view head after {args.epochs} epochs: val {view_metrics(model, val)}", flush=True)
-
 
 if __name__ == "__main__":
     main()
