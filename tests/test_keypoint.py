@@ -15,7 +15,7 @@ from toeangle.detectors import DETECTORS, build_detector
 from toeangle.detectors.crops import CROP_SIDE_METATARSALS
 from toeangle.detectors.keypoint import KeypointModel, ModelMissingError
 from toeangle.pipeline import Measurer
-from toeangle.schema import MeasureOptions
+from toeangle.schema import Landmarks, MeasureOptions
 from toeangle.settings import Settings
 
 SAMPLES = REPO / "samples"
@@ -68,6 +68,19 @@ def test_samples_are_measured_within_the_benchmark_error(measurer, name):
         # The four angle points come from the forefoot stage; the heel (only the sign) from the coarse stage.
         assert error <= (0.12 if landmark == "heel" else 0.05) * foot, (landmark, error)
         assert 0 <= point.confidence <= 1 and (landmark == "heel" or point.sigma_px > 0)
+
+
+@pytest.mark.parametrize("name", sorted(TRUTH))
+def test_points_dragged_into_place_keep_the_photos_perspective(measurer, name):
+    """The app's drag-and-ask-again path: the sample's true points, sent back with the photo's view correction."""
+    truth = TRUTH[name]
+    first = measurer.measure_photo((SAMPLES / name).read_bytes(), MeasureOptions()).result
+    correction = first.measurement.view_correction
+    assert correction.moved_points_deg is not None and correction.moved_points_sigma_deg > 0
+    again = measurer.measure_landmarks(Landmarks.model_validate(truth["landmarks"]), MeasureOptions(), first.image,
+                                       correction)
+    assert again.measurement.view_correction.degrees == correction.moved_points_deg
+    assert abs(again.measurement.angle_deg - truth["angle_deg"]) <= ANGLE_BOUND_DEG
 
 
 def test_a_heel_on_the_wrong_side_is_mostly_caught_instead_of_flipping_the_sign(measurer, monkeypatch):

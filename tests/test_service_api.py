@@ -169,15 +169,22 @@ def test_from_landmarks_matches_the_core(server):
 
 
 def test_dragged_points_keep_the_photos_view_correction(server):
-    """The app sends back the correction of the photo's first answer with the points the user moved."""
+    """The app sends back the correction of the photo's first answer with the points the user moved;
+    where it has a part for moved points (the perspective alone), that part applies."""
     points = {"heel": [412, 880], "first_metatarsal": [905, 700], "first_mtp": [1240, 640], "hallux_ip": [1420, 520]}
-    plain = httpx.post(server.url + "/v1/measurements/from-landmarks", json={"landmarks": points}).json()
-    corrected = httpx.post(server.url + "/v1/measurements/from-landmarks", json={
-        "landmarks": points, "view_correction": {"degrees": -6.5, "sigma_deg": 2.0}}).json()
+    url = server.url + "/v1/measurements/from-landmarks"
+    plain = httpx.post(url, json={"landmarks": points}).json()
+    corrected = httpx.post(url, json={"landmarks": points, "view_correction": {"degrees": -6.5, "sigma_deg": 2.0}}).json()
     assert plain["measurement"]["view_correction"] is None
     assert corrected["measurement"]["angle_2d_deg"] == plain["measurement"]["angle_deg"]
     assert corrected["measurement"]["angle_deg"] == pytest.approx(plain["measurement"]["angle_deg"] - 6.5, abs=0.01)
-    assert corrected["measurement"]["view_correction"] == {"degrees": -6.5, "sigma_deg": 2.0}
+    assert corrected["measurement"]["view_correction"]["degrees"] == -6.5
+    assert corrected["measurement"]["view_correction"]["sigma_deg"] == 2.0
+    photos = {"degrees": -6.5, "sigma_deg": 2.0, "moved_points_deg": -4.0, "moved_points_sigma_deg": 1.5}
+    moved = httpx.post(url, json={"landmarks": points, "view_correction": photos}).json()
+    assert moved["measurement"]["angle_deg"] == pytest.approx(plain["measurement"]["angle_deg"] - 4.0, abs=0.01)
+    assert moved["measurement"]["view_correction"]["degrees"] == -4.0
+    assert moved["measurement"]["view_correction"]["sigma_deg"] == 1.5
     out_of_range = httpx.post(server.url + "/v1/measurements/from-landmarks", json={
         "landmarks": points, "view_correction": {"degrees": 90, "sigma_deg": 2.0}})
     assert_problem(out_of_range, 422, "invalid-request")

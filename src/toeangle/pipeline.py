@@ -61,10 +61,12 @@ class Measurer:
         """The same answer from points alone (the phone app's corrected landmarks).
 
         ``view_correction`` is the one the photo's first answer carried: points dragged on the
-        same photo keep the same perspective.
+        same photo keep the same perspective, but not the model's own points' errors, so its
+        moved-points part applies.
         """
+        correction = None if view_correction is None else view_correction.for_moved_points()
         detection = Detection(landmarks=landmarks, detector="manual", quality=Quality.ok(),
-                              view_correction=view_correction)
+                              view_correction=correction)
         return self.assess(detection, options or MeasureOptions(), image, {}, strict=True)
 
     def assess(self, detection: Detection, options: MeasureOptions, image: ImageInfo | None,

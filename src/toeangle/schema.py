@@ -81,8 +81,20 @@ class ViewCorrection(_Frozen):
     crop's appearance; the measured angle is the 2D angle plus ``degrees``.
     """
 
-    degrees: float = Field(ge=-45, le=45, allow_inf_nan=False, description="3D angle minus 2D angle, estimated")
+    degrees: float = Field(ge=-45, le=45, allow_inf_nan=False,
+                           description="3D angle minus the 2D angle of the model's own points, estimated")
     sigma_deg: float = Field(ge=0, allow_inf_nan=False, description="1-sigma uncertainty of the estimate")
+    moved_points_deg: float | None = Field(
+        default=None, ge=-45, le=45, allow_inf_nan=False,
+        description="The same for points placed by hand: the perspective alone. `degrees` also takes back the "
+                    "model's own points' expected error, which dragged points no longer carry")
+    moved_points_sigma_deg: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+
+    def for_moved_points(self) -> ViewCorrection:
+        """The correction for points that may have been moved by hand (from-landmarks)."""
+        if self.moved_points_deg is None or self.moved_points_sigma_deg is None:
+            return self
+        return ViewCorrection(degrees=self.moved_points_deg, sigma_deg=self.moved_points_sigma_deg)
 
 
 class ImageInfo(_Frozen):

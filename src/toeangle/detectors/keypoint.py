@@ -72,8 +72,10 @@ class Stage2:
     points: np.ndarray  # [4, 2] image pixels, in FOREFOOT order
     spread: np.ndarray  # [4] image pixels
     crop: np.ndarray  # what the network saw (unshifted)
-    correction_deg: float  # estimated 3D angle minus the 2D angle of the points
+    correction_deg: float  # estimated 3D angle minus the 2D angle of these points
     correction_sigma_deg: float
+    perspective_deg: float  # estimated 3D angle minus the 2D angle of the true points: for points placed by hand
+    perspective_sigma_deg: float
     sole_up_logit: float  # log-odds that the unshifted crop shows the sole on top
     lateral: float  # probability that the photo shows the foot's outer side
 
@@ -148,13 +150,15 @@ class KeypointModel:
         matrices = [matrix + [[0, 0, dx], [0, 0, dy]] for dx, dy in shifts]
         crops = np.stack([warp_crop(rgb, m, size) for m in matrices])
         outputs = self.sessions["stage2"].run(None, {"image": _batch(crops)})
-        coords, spread, correction, sigma, sole_up_logit, lateral = outputs
+        coords, spread, correction, sigma, sole_up_logit, lateral, perspective, perspective_sigma = outputs
         points = np.stack([apply_affine(invert_affine(m), c) for m, c in zip(matrices, coords)])
         scale = float(np.hypot(*matrix[0, :2]))
         disagreement = np.sqrt(points.var(0).mean(-1))  # [4] image pixels per axis, like spread; 0 for one crop
         return Stage2(points=points.mean(0), spread=np.hypot(spread.mean(0) / scale, disagreement), crop=crops[0],
                       correction_deg=float(correction.mean()),
                       correction_sigma_deg=float(np.hypot(sigma.mean(), correction.std())),
+                      perspective_deg=float(perspective.mean()),
+                      perspective_sigma_deg=float(np.hypot(perspective_sigma.mean(), perspective.std())),
                       sole_up_logit=float(sole_up_logit[0]), lateral=float(lateral.mean()))
 
     def heel_side_margin(self, rgb: np.ndarray, heel, second: Stage2) -> float:
@@ -254,8 +258,11 @@ class KeypointDetector:
             reasons.append("the heel could not be placed reliably, so bent up and bent down cannot be told apart: "
                            "photograph the whole foot, heel to toe")
         landmarks = self._landmarks(first, second.points, second.spread, image)
+        scale = self.model.sigma_scale
         correction = ViewCorrection(degrees=round(float(np.clip(second.correction_deg, -45, 45)), 2),
-                                    sigma_deg=round(second.correction_sigma_deg * self.model.sigma_scale, 2))
+                                    sigma_deg=round(second.correction_sigma_deg * scale, 2),
+                                    moved_points_deg=round(float(np.clip(second.perspective_deg, -45, 45)), 2),
+                                    moved_points_sigma_deg=round(second.perspective_sigma_deg * scale, 2))
         spread_deg = _angle_uncertainty(landmarks, correction)
         if spread_deg is not None and spread_deg > gate.max_uncertainty_deg:
             reasons.append(f"the toe's landmarks are too uncertain (+/- {spread_deg:.0f} degrees)")
