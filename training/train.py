@@ -495,8 +495,8 @@ def train_view_head(model: KeypointNet, train, val, args) -> None:
     print(f"view features: {tuple(feats.shape)}; val before: {view_metrics(model, val)}", flush=True)
 
     def loss_of(out, idx):
-        log_sigma, up = out[:, 1].clamp(-3, 4), 1 - sole_up[idx]
-        nll = 0.5 * ((target[idx] - out[:, 0]) / torch.exp(log_sigma)) ** 2 + log_sigma
+        up = 1 - sole_up[idx]
+        nll = gaussian_nll(target[idx], out)
         outer = F.binary_cross_entropy_with_logits(out[:, 3], lateral[idx], reduction="none")
         loss = ((nll + LATERAL_WEIGHT * outer) * up).sum() / up.sum().clamp(min=1)  # upright crops only
         return loss + F.binary_cross_entropy_with_logits(out[:, 2], sole_up[idx])
@@ -513,11 +513,16 @@ def train_perspective_head(model: KeypointNet, train, val, args) -> None:
     target = perspective_target(train) / 10.0
 
     def loss_of(out, idx):
-        log_sigma = out[:, 1].clamp(-3, 4)
-        return (0.5 * ((target[idx] - out[:, 0]) / torch.exp(log_sigma)) ** 2 + log_sigma).mean()
+        return gaussian_nll(target[idx], out).mean()
 
     fit_head(model.perspective_head, feats, loss_of, args.epochs)
     print(f"perspective head after {args.epochs} epochs: val {view_metrics(model, val)}", flush=True)
+
+
+def gaussian_nll(target: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Per-sample negative log-likelihood of ``target`` under a head's (value, log-sigma) columns."""
+    log_sigma = out[:, 1].clamp(-3, 4)
+    return 0.5 * ((target - out[:, 0]) / torch.exp(log_sigma)) ** 2 + log_sigma
 
 
 def fit_head(head: nn.Sequential, feats: torch.Tensor, loss_of, epochs: int) -> None:
@@ -544,6 +549,7 @@ def fit_head(head: nn.Sequential, feats: torch.Tensor, loss_of, epochs: int) -> 
         first = layers[0]
         first.bias -= (first.weight * (mean / std)).sum(1)
         first.weight /= std
+
 
 if __name__ == "__main__":
     main()
