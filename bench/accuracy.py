@@ -3,7 +3,9 @@
     .venv/bin/python bench/accuracy.py [--n 400] [--calibrate] [--save rows.json]
 
 Each photo is rendered at phone resolution, JPEG-encoded, and measured through the product's
-own path (decode -> keypoint detector -> angle -> verdict). Errors are against the 3D
+own path (decode -> keypoint detector -> angle -> verdict). The phone app's second path is
+measured too: the true points, as if the user had dragged every point into place, sent back
+with the photo's view correction (``from-landmarks``). Errors are against the 3D
 ground-truth angle of the contract (../shared/find/README.md); the landmark error of the
 model alone is also shown against the projected 2D truth.
 ``--calibrate`` renders the calibration seeds instead and prints the sigma scale that makes
@@ -33,7 +35,7 @@ from synth import SceneSampler  # noqa: E402
 from toeangle.clinical import load_rules  # noqa: E402
 from toeangle.geometry import GeometryError, dorsiflexion_deg  # noqa: E402
 from toeangle.pipeline import Measurer  # noqa: E402
-from toeangle.schema import MeasureOptions  # noqa: E402
+from toeangle.schema import Landmarks, MeasureOptions  # noqa: E402
 from toeangle.settings import Settings  # noqa: E402
 from toeangle.verdict import judge  # noqa: E402
 
@@ -60,6 +62,10 @@ def run(n: int, start: int) -> list[dict]:
             row.update(angle=m.angle_deg, angle_lines=m.angle_2d_deg, uncertainty=m.uncertainty_deg,
                        label=result.verdict.label,
                        points={k: p.xy for k, p in result.landmarks.present().items()})
+            if all(truth["in_frame"].values()):  # points the user can see can be dragged into place
+                dragged = measurer.measure_landmarks(Landmarks.model_validate(lm), MeasureOptions(), None,
+                                                     m.view_correction)
+                row["angle_dragged"] = dragged.measurement.angle_deg
         rows.append(row)
     return rows
 
@@ -108,6 +114,10 @@ def summarise(rows: list[dict], title: str) -> None:
               f"{100 * lenient / len(measured):.1f}% counting a borderline that holds the truth; "
               f"{100 * (1 - decisive / len(measured)):.1f}% borderline"
               + (f", and the normal/restricted answers agree {100 * strict / decisive:.1f}%" if decisive else ""))
+        dragged = np.array([abs(r["angle_dragged"] - r["truth"]["angle_deg"]) for r in measured if "angle_dragged" in r])
+        if len(dragged):
+            print(f"  true points dragged into place, with the photo's view correction ({len(dragged)} photos): "
+                  f"MAE {dragged.mean():.2f}  median {np.median(dragged):.2f}  p95 {pct(dragged, 95):.2f} deg")
         print(f"  landmark PCK@5% foot length: {100 * np.mean(pck):.1f}%   uncertainty coverage: "
               f"{100 * np.mean(err <= unc):.1f}% (median +/- {np.median(unc):.1f} deg)")
         print(f"  time per photo: median {1000 * np.median([r['seconds'] for r in rows]):.0f} ms")
