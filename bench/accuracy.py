@@ -33,6 +33,7 @@ from render import Renderer  # noqa: E402
 from synth import SceneSampler  # noqa: E402
 
 from toeangle.clinical import load_rules  # noqa: E402
+from toeangle.errors import LandmarkError  # noqa: E402
 from toeangle.geometry import GeometryError, dorsiflexion_deg  # noqa: E402
 from toeangle.pipeline import Measurer  # noqa: E402
 from toeangle.schema import Landmarks, MeasureOptions  # noqa: E402
@@ -63,9 +64,12 @@ def run(n: int, start: int) -> list[dict]:
                        label=result.verdict.label,
                        points={k: p.xy for k, p in result.landmarks.present().items()})
             if all(truth["in_frame"].values()):  # points the user can see can be dragged into place
-                dragged = measurer.measure_landmarks(Landmarks.model_validate(lm), MeasureOptions(), None,
-                                                     m.view_correction)
-                row["angle_dragged"] = dragged.measurement.angle_deg
+                try:
+                    dragged = measurer.measure_landmarks(Landmarks.model_validate(lm), MeasureOptions(), None,
+                                                         m.view_correction)
+                    row["angle_dragged"] = dragged.measurement.angle_deg
+                except LandmarkError:  # the true points themselves draw no angle (heel on the axis line)
+                    pass
         rows.append(row)
     return rows
 
