@@ -33,7 +33,6 @@ from render import Renderer  # noqa: E402
 from synth import SceneSampler  # noqa: E402
 
 from toeangle.clinical import load_rules  # noqa: E402
-from toeangle.errors import LandmarkError  # noqa: E402
 from toeangle.geometry import GeometryError, dorsiflexion_deg  # noqa: E402
 from toeangle.pipeline import Measurer  # noqa: E402
 from toeangle.schema import Landmarks, MeasureOptions  # noqa: E402
@@ -63,13 +62,11 @@ def run(n: int, start: int) -> list[dict]:
             row.update(angle=m.angle_deg, angle_lines=m.angle_2d_deg, uncertainty=m.uncertainty_deg,
                        label=result.verdict.label,
                        points={k: p.xy for k, p in result.landmarks.present().items()})
-            if all(truth["in_frame"].values()):  # points the user can see can be dragged into place
-                try:
-                    dragged = measurer.measure_landmarks(Landmarks.model_validate(lm), MeasureOptions(), None,
-                                                         m.view_correction)
-                    row["angle_dragged"] = dragged.measurement.angle_deg
-                except LandmarkError:  # the true points themselves draw no angle (heel on the axis line)
-                    pass
+            # points the user can see can be dragged into place, if they draw an angle at all (above)
+            if all(truth["in_frame"].values()) and np.isfinite(row["angle_2d"]):
+                dragged = measurer.measure_landmarks(Landmarks.model_validate(lm), MeasureOptions(), None,
+                                                     m.view_correction)
+                row["angle_dragged"] = dragged.measurement.angle_deg
         rows.append(row)
     return rows
 
