@@ -56,17 +56,12 @@ class KeypointNet(nn.Module):
         self.image_heads = image_heads
         if image_heads:
             self.head = nn.Sequential(nn.Linear(w[-1] + keypoints, 64), nn.ReLU(inplace=True), nn.Linear(64, 2 + keypoints))
-        self.view_head = None
-        if view_head:  # 3D minus 2D angle, its log-sigma, whether the crop shows the sole up (heel misplaced),
-            # and whether it shows the foot's outer side (the first MTP joint hidden behind the foot)
-            inputs = w[-1] + 5 * w[-2] + keypoints * (w[-2] + w[-3] + 2) + 2  # see view_features
-            self.view_head = nn.Sequential(nn.Dropout(VIEW_DROPOUT / 2), nn.Linear(inputs, VIEW_HIDDEN),
-                                           nn.ReLU(inplace=True), nn.Dropout(VIEW_DROPOUT), nn.Linear(VIEW_HIDDEN, 4))
-        self.perspective_head = None
-        if perspective_head:  # the view correction for points placed by hand (3D minus the true 2D angle), its log-sigma
-            self.perspective_head = nn.Sequential(nn.Dropout(VIEW_DROPOUT / 2), nn.Linear(inputs, VIEW_HIDDEN),
-                                                  nn.ReLU(inplace=True), nn.Dropout(VIEW_DROPOUT),
-                                                  nn.Linear(VIEW_HIDDEN, 2))
+        inputs = w[-1] + 5 * w[-2] + keypoints * (w[-2] + w[-3] + 2) + 2  # see view_features
+        # 3D minus 2D angle, its log-sigma, whether the crop shows the sole up (heel misplaced), and whether
+        # it shows the foot's outer side (the first MTP joint hidden behind the foot)
+        self.view_head = view_mlp(inputs, 4) if view_head else None
+        # the view correction for points placed by hand (3D minus the true 2D angle), its log-sigma
+        self.perspective_head = view_mlp(inputs, 2) if perspective_head else None
 
     def forward(self, x):
         x = x / 255.0 - 0.5
@@ -88,12 +83,24 @@ class KeypointNet(nn.Module):
         if self.view_head is not None:
             out["view_inputs"] = view_features(feats, coords.detach(), x.shape[-1])
             v = self.view_head(out["view_inputs"])
-            out.update(correction=v[:, 0] * 10.0, correction_sigma=torch.exp(v[:, 1].clamp(-3, 4)) * 10.0,
-                       sole_up=v[:, 2], lateral=v[:, 3])
+            correction, sigma = degrees_and_sigma(v)
+            out.update(correction=correction, correction_sigma=sigma, sole_up=v[:, 2], lateral=v[:, 3])
         if self.perspective_head is not None:
-            v = self.perspective_head(out["view_inputs"])
-            out.update(perspective=v[:, 0] * 10.0, perspective_sigma=torch.exp(v[:, 1].clamp(-3, 4)) * 10.0)
+            perspective, sigma = degrees_and_sigma(self.perspective_head(out["view_inputs"]))
+            out.update(perspective=perspective, perspective_sigma=sigma)
         return out
+
+
+def view_mlp(inputs: int, outputs: int) -> nn.Sequential:
+    """A head on view_features, with dropout on its inputs and hidden units (VIEW_DROPOUT)."""
+    return nn.Sequential(nn.Dropout(VIEW_DROPOUT / 2), nn.Linear(inputs, VIEW_HIDDEN), nn.ReLU(inplace=True),
+                         nn.Dropout(VIEW_DROPOUT), nn.Linear(VIEW_HIDDEN, outputs))
+
+
+def degrees_and_sigma(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A correction head's first two columns in degrees: the value (learnt in tens of degrees) and its
+    sigma (learnt as a clamped log, as gaussian_nll reads it)."""
+    return out[:, 0] * 10.0, torch.exp(out[:, 1].clamp(-3, 4)) * 10.0
 
 
 def view_features(feats: list[torch.Tensor], coords: torch.Tensor, size: int) -> torch.Tensor:
@@ -450,8 +457,8 @@ def view_metrics(model: KeypointNet, data, near_deg: float = 20.0) -> dict[str, 
         head = model.view_head(upright)
         flipped = model.view_head(view_inputs(model, data["image"].flip(-2))[0])
     target, near, lateral = view_target(data, points), data["off_axis"] < near_deg, data["lateral"].bool()
-    corrected = (target - head[:, 0] * 10.0).abs()
-    sigma = torch.exp(head[:, 1].clamp(-3, 4)) * 10.0
+    correction, sigma = degrees_and_sigma(head)
+    corrected = (target - correction).abs()
     return {"points_angle_mae_near": float(target[near].abs().mean()),
             "corrected_mae_near": float(corrected[near].mean()),
             "corrected_median_near": float(corrected[near].median()),
@@ -476,8 +483,8 @@ def perspective_metrics(model: KeypointNet, features: torch.Tensor, data, near: 
     if model.perspective_head is None:
         return {}
     with torch.no_grad():
-        out = model.perspective_head(features)
-    corrected = (perspective_target(data) - out[:, 0] * 10.0).abs()[near]
+        perspective, _ = degrees_and_sigma(model.perspective_head(features))
+    corrected = (perspective_target(data) - perspective).abs()[near]
     return {"perspective_mae_near": float(corrected.mean()), "perspective_median_near": float(corrected.median()),
             "perspective_p95_near": float(torch.quantile(corrected, 0.95))}
 
