@@ -168,12 +168,17 @@ def build(stage: int, perspective_head: bool = False) -> KeypointNet:
                        spec.get("view_head", False), perspective_head)
 
 
+OTHER_STAGE = {1: ("stage2", "xy2"), 2: ("stage1", "xy1", "in_frame", "presence")}
+"""What each stage leaves unread in a rendered set."""
+
+
 def load(paths: list[Path], stage: int, size: int) -> dict[str, torch.Tensor]:
     """Rendered samples, resized to the stage's input size (pixel centres map through the scale)."""
     spec = STAGES[stage]
     parts = []
     for path in paths:
-        data = dict(np.load(path))
+        with np.load(path) as stored:  # only this stage's arrays: eleven sets of both stages do not fit twice in RAM
+            data = {k: stored[k] for k in stored.files if k not in OTHER_STAGE[stage]}
         keep = np.ones(len(data["seeds"]), bool) if stage == 1 else data["stage2_ok"].astype(bool)
         data = {k: v[keep] for k, v in data.items()}
         images, xy = data[spec["image"]], data[spec["xy"]]
@@ -225,15 +230,38 @@ def descend(opt, sched, loss: torch.Tensor, step: int, steps: int) -> int:
     return step + 1
 
 
-def augment(batch, stage: int, gen: torch.Generator):
+def augment(batch, stage: int, gen: torch.Generator, jitter: float = 0.0):
     img, xy = batch["image"].float(), batch["xy"].clone()
     if stage == 1:  # a mirrored photo is a valid photo of the other foot
         flip = torch.rand(len(img), generator=gen) < 0.5
         img[flip] = img[flip].flip(-1)
         xy[flip, :, 0] = img.shape[-1] - 1 - xy[flip, :, 0]
+    if jitter:
+        img, xy = similarity_jitter(img, xy, jitter, gen)
     gain = 1 + 0.15 * (torch.rand(len(img), 3, 1, 1, generator=gen) - 0.5)
     img = (img * gain).clamp(0, 255)
     return {**batch, "image": img, "xy": xy}
+
+
+def similarity_jitter(img: torch.Tensor, xy: torch.Tensor, amount: float, gen: torch.Generator):
+    """Turn each square image about its centre by up to ``amount`` radians, scale it by up to ``amount``
+    of its size and shift it by up to ``30 * amount`` pixels (edges mirrored in).
+
+    The runtime cuts its crops around stage 1's and its own points, never exactly where the
+    renderer cut them. Angles between the points do not change, so the view targets stay exact.
+    """
+    b, size = len(img), img.shape[-1]
+    turn = (2 * torch.rand(b, generator=gen) - 1) * amount
+    scale = 1 + (2 * torch.rand(b, generator=gen) - 1) * amount
+    shift = (2 * torch.rand(b, 2, generator=gen) - 1) * amount * 30
+    cos, sin = torch.cos(turn) * scale, torch.sin(turn) * scale
+    forward = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)  # [b, 2, 2]
+    centre = (size - 1) / 2
+    xy = (xy - centre) @ forward.transpose(1, 2) + centre + shift[:, None]
+    inverse = torch.linalg.inv(forward)  # grid_sample asks, for each output pixel, where to read the input
+    theta = torch.cat([inverse, -(inverse @ (shift * 2 / size)[..., None])], -1)
+    grid = F.affine_grid(theta, list(img.shape), align_corners=False)
+    return F.grid_sample(img, grid, mode="bilinear", padding_mode="reflection", align_corners=False), xy
 
 
 def evaluate(model, data, stage, batch_size=128):
@@ -305,6 +333,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--heads-only", action="store_true",
                    help="stage 1: keep the keypoint network (from --init) and retrain only the image-level heads")
+    p.add_argument("--jitter", type=float, default=0.0,
+                   help="turn, scale and shift the training images by up to this much (radians, share, x 30 px); 0: off")
     p.add_argument("--head-weight", type=float, default=1.0, help="weight of stage 1's image-level heads")
     p.add_argument("--view-head", action="store_true",
                    help="stage 2: keep the keypoint network (from --init) and train only the view-correction head")
@@ -346,7 +376,7 @@ def main() -> None:
         running = []
         for i in range(0, n - args.batch + 1, args.batch):
             idx = order[i:i + args.batch]
-            batch = augment({k: v[idx] for k, v in train.items()}, args.stage, gen)
+            batch = augment({k: v[idx] for k, v in train.items()}, args.stage, gen, args.jitter)
             out = model(batch["image"])
             loss, logs = loss_fn(out, batch, args.stage, stride, args.head_weight)
             step = descend(opt, sched, loss, step, steps)
