@@ -45,7 +45,7 @@ bench: egl $(VENV)/.render
 samples: egl $(VENV)/.render
 	$(BIN)/python training/make_samples.py
 
-# Render the data and train both stages (about 3 hours on 2 cores): exactly the runs behind
+# Render the data and train both stages (about 4 hours on 2 cores): exactly the runs behind
 # the shipped model, see models/MODEL_CARD.md. Intermediate weights go to $(DATA).
 DATA ?= data
 TRAIN := $(BIN)/python training/train.py
@@ -53,6 +53,8 @@ VAL := --val $(DATA)/val.npz
 FIRST_SETS := $(DATA)/train_0.npz $(DATA)/train_8000.npz $(DATA)/train_16000.npz $(DATA)/train_24000.npz
 LATE_SETS := $(DATA)/train_0.npz $(DATA)/c192_8000.npz $(DATA)/c192_16000.npz $(DATA)/train_40000.npz \
 	$(DATA)/train_48000.npz $(DATA)/train_56000.npz $(DATA)/train_64000.npz
+ALL_SETS := $(LATE_SETS) $(DATA)/train_72000.npz $(DATA)/train_80000.npz $(DATA)/train_88000.npz \
+	$(DATA)/train_96000.npz
 train: egl $(VENV)/.train
 	$(BIN)/python training/dataset.py --seeds 900000:900600 --crop 128 --out $(DATA)/val.npz
 	for r in 0:8000 8000:16000 16000:24000; do \
@@ -75,12 +77,17 @@ train: egl $(VENV)/.train
 		$(BIN)/python training/dataset.py --seeds $$r --crop 128 --out $(DATA)/train_$${r%%:*}.npz || exit 1; done
 	@# v5: the stage-2 network again, on all of them
 	$(TRAIN) --stage 2 --epochs 5 --lr 1e-3 --init $(DATA)/s2b/stage2.pt --data $(LATE_SETS) $(VAL) --out $(DATA)/s2c
-	@# v2-v6: the view head (perspective correction, sole-up and outer-side checks) on the frozen stage-2 network;
+	@# v7: four more sets, and the stage-2 network again on all eleven, its crops turned, scaled and shifted a little
+	for r in 72000:80000 80000:88000 88000:96000 96000:104000; do \
+		$(BIN)/python training/dataset.py --seeds $$r --crop 128 --out $(DATA)/train_$${r%%:*}.npz || exit 1; done
+	$(TRAIN) --stage 2 --epochs 4 --lr 1e-3 --jitter 0.1 --init $(DATA)/s2c/stage2.pt --data $(ALL_SETS) $(VAL) \
+		--out $(DATA)/s2d
+	@# v2-v7: the view head (perspective correction, sole-up and outer-side checks) on the frozen stage-2 network;
 	@# since v6 it corrects the angle of the points the network found, not of the true ones
-	$(TRAIN) --stage 2 --view-head --epochs 40 --threads 1 --init $(DATA)/s2c/stage2.pt --data $(LATE_SETS) $(VAL) \
+	$(TRAIN) --stage 2 --view-head --epochs 40 --threads 1 --init $(DATA)/s2d/stage2.pt --data $(ALL_SETS) $(VAL) \
 		--out $(DATA)/s2v
-	@# v6: beside it the perspective head, the view correction for points moved by hand (the true points' target)
-	$(TRAIN) --stage 2 --perspective-head --epochs 40 --threads 2 --init $(DATA)/s2v/stage2.pt --data $(LATE_SETS) $(VAL)
+	@# v6-v7: beside it the perspective head, the view correction for points moved by hand (the true points' target)
+	$(TRAIN) --stage 2 --perspective-head --epochs 40 --threads 2 --init $(DATA)/s2v/stage2.pt --data $(ALL_SETS) $(VAL)
 	$(BIN)/python training/card.py --sigma-scale 1 --max-uncertainty 1000
 	$(BIN)/python bench/accuracy.py --calibrate --n 2000
 	@echo "now: python training/card.py --sigma-scale <printed scale>"

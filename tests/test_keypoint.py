@@ -21,7 +21,7 @@ from toeangle.settings import Settings
 SAMPLES = REPO / "samples"
 TRUTH = json.loads((SAMPLES / "ground_truth.json").read_text())
 ANGLE_BOUND_DEG = 10.0
-"""bench/accuracy.py: 95th-percentile error vs the 3D truth for views within 20 degrees of side-on (v2 9.6, v5 6.9, v6 5.5)."""
+"""bench/accuracy.py: 95th-percentile error vs the 3D truth for views within 20 degrees of side-on (v2 9.6, v5 6.9, v6 5.5, v7 4.9)."""
 
 
 @pytest.fixture(scope="module")
