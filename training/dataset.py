@@ -33,11 +33,12 @@ CALIBRATION_START = 3_000_000
 _worker = {}
 
 
-def _init(scene_options: dict, crop: int):
+def _init(scene_options: dict, crop: int, crop_max_off_axis: float = 45.0):
     _worker["renderer"] = Renderer()
     _worker["sampler"] = SceneSampler()
     _worker["scene_options"] = scene_options
     _worker["crop"] = crop
+    _worker["crop_max_off_axis"] = crop_max_off_axis
 
 
 def photo_size(rng: np.random.Generator, long_side: int) -> tuple[int, int]:
@@ -69,7 +70,7 @@ def make_sample(seed: int) -> dict:
                presence=not negative, off_axis=truth.off_axis_deg, angle=truth.angle_deg,
                lateral=truth.view == "lateral", stage2_ok=False,
                stage2=np.zeros((side, side, 3), np.uint8), xy2=np.zeros((4, 2), np.float32))
-    if not negative and truth.off_axis_deg <= 45:
+    if not negative and truth.off_axis_deg <= _worker["crop_max_off_axis"]:
         big = (size[0] * 10, size[1] * 10)  # a phone-sized photo of the same camera
         pts_big = project(scene, truth, big)
         matrix = forefoot_matrix(pts_big, side, rng, jitter=0.07)
@@ -112,13 +113,15 @@ def main() -> None:
     parser.add_argument("--top-down-share", type=float, default=0.0, help="of those, share seen from above")
     parser.add_argument("--lateral-share", type=float, default=0.15, help="share of views of the foot's outer side")
     parser.add_argument("--crop", type=int, default=STAGE2, help="side of the stage-2 crops in pixels")
+    parser.add_argument("--crop-max-off-axis", type=float, default=45.0,
+                        help="cut stage-2 crops of views up to this far from side-on (90: every view, for the off-axis head)")
     args = parser.parse_args()
     start, stop = (int(v) for v in args.seeds.split(":"))
     if stop > BENCH_START:
         raise SystemExit("seeds from 1_000_000 on are the benchmark's")
     started = time.time()
     options = dict(wide_view_share=args.wide_share, top_down_share=args.top_down_share, lateral_share=args.lateral_share)
-    samples = render_all(range(start, stop), args.workers, (options, args.crop))
+    samples = render_all(range(start, stop), args.workers, (options, args.crop, args.crop_max_off_axis))
     arrays = {k: np.stack([s[k] for s in samples]) for k in samples[0]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(args.out, seeds=np.arange(start, stop), **arrays)

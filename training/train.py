@@ -37,7 +37,7 @@ class KeypointNet(nn.Module):
     """Encoder to stride 32, decoder with skips back to ``out_stride``, heatmaps soft-argmaxed."""
 
     def __init__(self, keypoints: int, widths=(16, 24, 48, 64, 96), out_stride: int = 4, image_heads: bool = False,
-                 view_head: bool = False, perspective_head: bool = False):
+                 view_head: bool = False, perspective_head: bool = False, off_axis_head: bool = False):
         super().__init__()
         w = widths
         self.out_stride = out_stride
@@ -62,6 +62,8 @@ class KeypointNet(nn.Module):
         self.view_head = view_mlp(inputs, 4) if view_head else None
         # the view correction for points placed by hand (3D minus the true 2D angle), its log-sigma
         self.perspective_head = view_mlp(inputs, 2) if perspective_head else None
+        # how far the camera is from side-on, and its log-sigma (v8): the quality gate's view check
+        self.off_axis_head = view_mlp(inputs, 2) if off_axis_head else None
 
     def forward(self, x):
         x = x / 255.0 - 0.5
@@ -88,6 +90,9 @@ class KeypointNet(nn.Module):
         if self.perspective_head is not None:
             perspective, sigma = degrees_and_sigma(self.perspective_head(out["view_inputs"]))
             out.update(perspective=perspective, perspective_sigma=sigma)
+        if self.off_axis_head is not None:
+            off_axis, sigma = degrees_and_sigma(self.off_axis_head(out["view_inputs"]))
+            out.update(off_axis=off_axis, off_axis_sigma=sigma)
         return out
 
 
@@ -162,10 +167,10 @@ STAGES = {
 }
 
 
-def build(stage: int, perspective_head: bool = False) -> KeypointNet:
+def build(stage: int, perspective_head: bool = False, off_axis_head: bool = False) -> KeypointNet:
     spec = STAGES[stage]
     return KeypointNet(spec["keypoints"], spec["widths"], spec["out_stride"], spec["image_heads"],
-                       spec.get("view_head", False), perspective_head)
+                       spec.get("view_head", False), perspective_head, off_axis_head)
 
 
 OTHER_STAGE = {1: ("stage2", "xy2"), 2: ("stage1", "xy1", "in_frame", "presence")}
@@ -305,6 +310,8 @@ class Exported(nn.Module):
                    torch.sigmoid(out["lateral"]))
         if self.model.perspective_head is not None:
             outputs += (out["perspective"], out["perspective_sigma"])
+        if self.model.off_axis_head is not None:
+            outputs += (out["off_axis"],)
         return outputs
 
 
@@ -314,6 +321,8 @@ def export(model: KeypointNet, stage: int, size: int, path: Path) -> None:
                                     else ["correction", "correction_sigma", "sole_up_logit", "lateral"])
     if model.perspective_head is not None:
         names += ["perspective", "perspective_sigma"]
+    if model.off_axis_head is not None:
+        names += ["off_axis"]
     torch.onnx.export(Exported(model), torch.zeros(1, 3, size, size), str(path), input_names=["image"],
                       output_names=names, dynamic_axes={"image": {0: "batch"}, **{n: {0: "batch"} for n in names}},
                       opset_version=17, dynamo=False)
@@ -341,6 +350,9 @@ def main() -> None:
     p.add_argument("--perspective-head", action="store_true",
                    help="stage 2: keep the network and its view head (from --init) and train only the perspective "
                         "head, the view correction for points placed by hand")
+    p.add_argument("--off-axis-head", action="store_true",
+                   help="stage 2: keep the network and both correction heads (from --init) and train only the "
+                        "off-axis head, how far the view is from side-on (give it a set rendered with --crop-max-off-axis 90)")
     p.add_argument("--init", type=Path, help="start from these weights (a .pt of the same stage)")
     p.add_argument("--out", type=Path, default=Path("models"))
     args = p.parse_args()
@@ -349,8 +361,10 @@ def main() -> None:
     gen = torch.Generator().manual_seed(args.seed)
     size = args.size or 128
     train, val = load(args.data, args.stage, size), load([args.val], args.stage, size)
-    model = build(args.stage, perspective_head=args.perspective_head)
-    refit = "view_head." if args.view_head else "perspective_head." if args.perspective_head else None
+    model = build(args.stage, perspective_head=args.perspective_head or args.off_axis_head,
+                  off_axis_head=args.off_axis_head)
+    refit = ("view_head." if args.view_head else "perspective_head." if args.perspective_head
+             else "off_axis_head." if args.off_axis_head else None)
     if args.init:
         state = torch.load(args.init)
         if refit:  # fitted from scratch below, so an older head (other outputs) need not fit
@@ -360,7 +374,8 @@ def main() -> None:
     stride = model.out_stride
     if args.heads_only or refit:
         started = time.time()
-        fit = train_view_head if args.view_head else train_perspective_head if args.perspective_head else train_heads
+        fit = (train_view_head if args.view_head else train_perspective_head if args.perspective_head
+               else train_off_axis_head if args.off_axis_head else train_heads)
         fit(model, train, val, args)
         save(model, args, len(train["image"]), args.epochs, started)
         return
@@ -499,7 +514,7 @@ def view_metrics(model: KeypointNet, data, near_deg: float = 20.0) -> dict[str, 
             "sole_up_recall": float((flipped[:, 2] > 0).float().mean()),
             "lateral_recall_near": float((head[near & lateral, 3] > 0).float().mean()),
             "lateral_false_alarms_near": float((head[near & ~lateral, 3] > 0).float().mean()),
-            **perspective_metrics(model, upright, data, near)}
+            **perspective_metrics(model, upright, data, near), **off_axis_metrics(model, upright, data)}
 
 
 def perspective_target(data) -> torch.Tensor:
@@ -554,6 +569,36 @@ def train_perspective_head(model: KeypointNet, train, val, args) -> None:
 
     fit_head(model.perspective_head, feats, loss_of, args.epochs)
     print(f"perspective head after {args.epochs} epochs: val {view_metrics(model, val)}", flush=True)
+
+
+def train_off_axis_head(model: KeypointNet, train, val, args) -> None:
+    """Fit the off-axis head on frozen stage-2 features, the other heads left as they are: a Gaussian
+    likelihood for how far the camera is from side-on. Stage 1 judges that from the whole photo at
+    128 px (validation MAE 10 degrees), too coarsely to gate on; the forefoot crop at the photo's own
+    resolution shows it better. Its training crops should include views far from side-on, which the
+    other heads never see (dataset.py --crop-max-off-axis 90)."""
+    feats, _ = view_inputs(model, train["image"])
+    target = train["off_axis"] / 10.0
+
+    def loss_of(out, idx):
+        return gaussian_nll(target[idx], out).mean()
+
+    fit_head(model.off_axis_head, feats, loss_of, args.epochs)
+    print(f"off-axis head after {args.epochs} epochs: val {view_metrics(model, val)}", flush=True)
+
+
+def off_axis_metrics(model: KeypointNet, features: torch.Tensor, data) -> dict[str, float]:
+    """The off-axis head's error, and how often it would refuse views near side-on (under 20 degrees)
+    and pass views 30 degrees off or more, at the gate's 30-degree limit."""
+    if model.off_axis_head is None:
+        return {}
+    with torch.no_grad():
+        estimate, _ = degrees_and_sigma(model.off_axis_head(features))
+    truth = data["off_axis"]
+    near, wide = truth < 20, truth >= 30
+    return {"off_axis_mae": float((estimate - truth).abs().mean()),
+            "off_axis_near_refused": float((estimate[near] > 30).float().mean()),
+            "off_axis_wide_passed": float((estimate[wide] <= 30).float().mean()) if wide.any() else float("nan")}
 
 
 def gaussian_nll(target: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
