@@ -87,7 +87,13 @@ train: egl $(VENV)/.train
 	$(TRAIN) --stage 2 --view-head --epochs 40 --threads 1 --init $(DATA)/s2d/stage2.pt --data $(ALL_SETS) $(VAL) \
 		--out $(DATA)/s2v
 	@# v6-v7: beside it the perspective head, the view correction for points moved by hand (the true points' target)
-	$(TRAIN) --stage 2 --perspective-head --epochs 40 --threads 2 --init $(DATA)/s2v/stage2.pt --data $(ALL_SETS) $(VAL)
+	$(TRAIN) --stage 2 --perspective-head --epochs 40 --threads 2 --init $(DATA)/s2v/stage2.pt --data $(ALL_SETS) $(VAL) \
+		--out $(DATA)/s2p
+	@# v8: the off-axis head (the view check), on a set whose forefoot crops include views up to 90 degrees off
+	$(BIN)/python training/dataset.py --seeds 104000:112000 --crop 128 --wide-share 0.5 --top-down-share 0.6 \
+		--crop-max-off-axis 90 --out $(DATA)/wide_104000.npz
+	$(TRAIN) --stage 2 --off-axis-head --epochs 40 --threads 2 --init $(DATA)/s2p/stage2.pt \
+		--data $(ALL_SETS) $(DATA)/wide_104000.npz $(VAL)
 	$(BIN)/python training/card.py --sigma-scale 1 --max-uncertainty 1000
 	$(BIN)/python bench/accuracy.py --calibrate --n 2000
 	@echo "now: python training/card.py --sigma-scale <printed scale>"

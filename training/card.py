@@ -16,7 +16,7 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 GATE = {
     "min_presence": 0.5,
     "min_in_frame": 0.5,
-    "max_off_axis_deg": 30.0,
+    "max_off_axis_deg": 30.0,  # on stage 1's estimate and (v8) on stage 2's off-axis head, both
     "min_foot_px": 150.0,
     "min_luminance": 15.0,
     "max_luminance": 240.0,
@@ -40,7 +40,7 @@ the p95 from 7.8 to 6.6, for about 10 ms more per photo (models/MODEL_CARD.md)."
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sigma-scale", type=float)
-    parser.add_argument("--version", default="v7")
+    parser.add_argument("--version", default="v8")
     parser.add_argument("--models", type=Path, default=MODELS)
     parser.add_argument("--max-uncertainty", type=float, help="override the gate's limit (e.g. while calibrating)")
     args = parser.parse_args()

@@ -8,8 +8,10 @@ and places the four points that set the angle to a fraction of a pixel (averaged
 shifted copies of the crop); its view head says how far the camera's perspective turns the
 drawn angle away from the foot's own (sagittal) angle, which the measurement adds back
 (schema.ViewCorrection), and whether the photo shows the foot's outer side, where the big-toe
-joint is hidden and the points would be guesses. When the foot is small in a full-body
-photo, MediaPipe's pose model finds it first and stage 1 runs on a crop around it.
+joint is hidden and the points would be guesses; its off-axis head says how far the view is from
+side-on, which the whole photo at stage 1's resolution shows too coarsely to gate on. When the
+foot is small in a full-body photo, MediaPipe's pose model finds it first and stage 1 runs on a
+crop around it.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class GateLimits:
 
     min_presence: float
     min_in_frame: float
-    max_off_axis_deg: float
+    max_off_axis_deg: float  # both stage 1's estimate (whole photo) and stage 2's (forefoot crop) must be within it
     min_foot_px: float
     min_luminance: float
     max_luminance: float
@@ -78,6 +80,7 @@ class Stage2:
     perspective_sigma_deg: float
     sole_up_logit: float  # log-odds that the unshifted crop shows the sole on top
     lateral: float  # probability that the photo shows the foot's outer side
+    off_axis_deg: float  # how far the view is from side-on
 
 
 class KeypointModel:
@@ -104,6 +107,7 @@ class KeypointModel:
         self.gate = GateLimits(**self.card["gate"])
         self.sigma_scale = float(self.card["uncertainty"]["sigma_scale"])
         self.test_time_shifts = [tuple(xy) for xy in self.card["stage2"]["test_time_shifts_px"]]
+        self.stage2_outputs = [o.name for o in self.sessions["stage2"].get_outputs()]
 
     def stage1(self, rgb: np.ndarray) -> Stage1:
         size, fill = self.card["stage1"]["input"], self.card["letterbox"]
@@ -149,17 +153,18 @@ class KeypointModel:
         matrix = forefoot_crop(heel, metatarsal, mtp, size)
         matrices = [matrix + [[0, 0, dx], [0, 0, dy]] for dx, dy in shifts]
         crops = np.stack([warp_crop(rgb, m, size) for m in matrices])
-        outputs = self.sessions["stage2"].run(None, {"image": _batch(crops)})
-        coords, spread, correction, sigma, sole_up_logit, lateral, perspective, perspective_sigma = outputs
-        points = np.stack([apply_affine(invert_affine(m), c) for m, c in zip(matrices, coords)])
+        out = dict(zip(self.stage2_outputs, self.sessions["stage2"].run(None, {"image": _batch(crops)})))
+        points = np.stack([apply_affine(invert_affine(m), c) for m, c in zip(matrices, out["coords"])])
         scale = float(np.hypot(*matrix[0, :2]))
         disagreement = np.sqrt(points.var(0).mean(-1))  # [4] image pixels per axis, like spread; 0 for one crop
-        return Stage2(points=points.mean(0), spread=np.hypot(spread.mean(0) / scale, disagreement), crop=crops[0],
-                      correction_deg=float(correction.mean()),
-                      correction_sigma_deg=float(np.hypot(sigma.mean(), correction.std())),
+        correction, perspective = out["correction"], out["perspective"]
+        return Stage2(points=points.mean(0), spread=np.hypot(out["spread"].mean(0) / scale, disagreement),
+                      crop=crops[0], correction_deg=float(correction.mean()),
+                      correction_sigma_deg=float(np.hypot(out["correction_sigma"].mean(), correction.std())),
                       perspective_deg=float(perspective.mean()),
-                      perspective_sigma_deg=float(np.hypot(perspective_sigma.mean(), perspective.std())),
-                      sole_up_logit=float(sole_up_logit[0]), lateral=float(lateral.mean()))
+                      perspective_sigma_deg=float(np.hypot(out["perspective_sigma"].mean(), perspective.std())),
+                      sole_up_logit=float(out["sole_up_logit"][0]), lateral=float(out["lateral"].mean()),
+                      off_axis_deg=float(out["off_axis"].mean()))
 
     def heel_side_margin(self, rgb: np.ndarray, heel, second: Stage2) -> float:
         """How much better the given heel side explains the forefoot than the mirrored one (log-odds).
@@ -251,6 +256,8 @@ class KeypointDetector:
         # recentre on the refined axis, and average over the card's shifted copies of that crop
         second = self.model.stage2(rgb, heel, second.points[0], second.points[1], self.model.test_time_shifts)
         reasons = _crop_reasons(second.crop, gate)
+        if second.off_axis_deg > gate.max_off_axis_deg:
+            reasons.append(_view_reason(second.off_axis_deg, gate.max_off_axis_deg))
         if second.lateral > gate.max_lateral:
             reasons.append("this looks like the outer side of the foot, where the big-toe joint is hidden behind the "
                            "foot: photograph the inner side")
@@ -275,9 +282,7 @@ class KeypointDetector:
             return ["no foot found in the photo"]
         reasons = []
         if first.off_axis_deg > gate.max_off_axis_deg:
-            reasons.append(f"the view is about {first.off_axis_deg:.0f} degrees away from side-on (limit "
-                           f"{gate.max_off_axis_deg:.0f}): photograph the inner side of the foot with the camera "
-                           "at foot height")
+            reasons.append(_view_reason(first.off_axis_deg, gate.max_off_axis_deg))
         names = dict(zip(LANDMARK_NAMES, first.in_frame))
         cut = [n for n in ("first_metatarsal", "first_mtp", "hallux_ip") if names[n] < gate.min_in_frame]
         if cut:
@@ -310,6 +315,11 @@ def _angle_uncertainty(landmarks: Landmarks, correction: ViewCorrection) -> floa
 
 def _foot_length(points: np.ndarray) -> float:
     return float(np.hypot(*(points[4] - points[0])))
+
+
+def _view_reason(off_axis_deg: float, limit_deg: float) -> str:
+    return (f"the view is about {off_axis_deg:.0f} degrees away from side-on (limit {limit_deg:.0f}): photograph "
+            "the inner side of the foot with the camera at foot height")
 
 
 def _crop_reasons(crop: np.ndarray, gate: GateLimits) -> list[str]:
