@@ -558,33 +558,32 @@ def train_view_head(model: KeypointNet, train, val, args) -> None:
 
 
 def train_perspective_head(model: KeypointNet, train, val, args) -> None:
-    """Fit the perspective head on frozen stage-2 features, the view head left as it is: a Gaussian
-    likelihood for the correction of the *true* 2D points. The view head's correction (since v6) also
-    takes back the found points' expected error, which points placed by hand do not share."""
-    feats, _ = view_inputs(model, train["image"])
-    target = perspective_target(train) / 10.0
-
-    def loss_of(out, idx):
-        return gaussian_nll(target[idx], out).mean()
-
-    fit_head(model.perspective_head, feats, loss_of, args.epochs)
-    print(f"perspective head after {args.epochs} epochs: val {view_metrics(model, val)}", flush=True)
+    """Fit the perspective head on frozen stage-2 features, the view head left as it is: the correction
+    of the *true* 2D points. The view head's correction (since v6) also takes back the found points'
+    expected error, which points placed by hand do not share."""
+    fit_gaussian_head(model, model.perspective_head, perspective_target(train), train, val, args, "perspective head")
 
 
 def train_off_axis_head(model: KeypointNet, train, val, args) -> None:
-    """Fit the off-axis head on frozen stage-2 features, the other heads left as they are: a Gaussian
-    likelihood for how far the camera is from side-on. Stage 1 judges that from the whole photo at
-    128 px (validation MAE 10 degrees), too coarsely to gate on; the forefoot crop at the photo's own
-    resolution shows it better. Its training crops should include views far from side-on, which the
-    other heads never see (dataset.py --crop-max-off-axis 90)."""
+    """Fit the off-axis head on frozen stage-2 features, the other heads left as they are: how far the
+    camera is from side-on. Stage 1 judges that from the whole photo at 128 px (validation MAE 10
+    degrees), too coarsely to gate on; the forefoot crop at the photo's own resolution shows it better.
+    Its training crops should include views far from side-on, which the other heads never see
+    (dataset.py --crop-max-off-axis 90)."""
+    fit_gaussian_head(model, model.off_axis_head, train["off_axis"], train, val, args, "off-axis head")
+
+
+def fit_gaussian_head(model: KeypointNet, head: nn.Sequential, target_deg: torch.Tensor, train, val, args,
+                      name: str) -> None:
+    """Fit one (value, log-sigma) head on the frozen network's view features by Gaussian likelihood."""
     feats, _ = view_inputs(model, train["image"])
-    target = train["off_axis"] / 10.0
+    target = target_deg / 10.0
 
     def loss_of(out, idx):
         return gaussian_nll(target[idx], out).mean()
 
-    fit_head(model.off_axis_head, feats, loss_of, args.epochs)
-    print(f"off-axis head after {args.epochs} epochs: val {view_metrics(model, val)}", flush=True)
+    fit_head(head, feats, loss_of, args.epochs)
+    print(f"{name} after {args.epochs} epochs: val {view_metrics(model, val)}", flush=True)
 
 
 def off_axis_metrics(model: KeypointNet, features: torch.Tensor, data) -> dict[str, float]:
