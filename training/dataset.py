@@ -33,7 +33,7 @@ CALIBRATION_START = 3_000_000
 _worker = {}
 
 
-def _init(scene_options: dict, crop: int, crop_max_off_axis: float = 45.0):
+def _init(scene_options: dict, crop: int, crop_max_off_axis: float):
     _worker["renderer"] = Renderer()
     _worker["sampler"] = SceneSampler()
     _worker["scene_options"] = scene_options
