@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "training"))
 from dataset import BENCH_START, CALIBRATION_START  # noqa: E402
 from photos import render_photo  # noqa: E402
 from render import Renderer  # noqa: E402
-from synth import SceneSampler  # noqa: E402
+from synth import TOE_ANGLE_MIX, SceneSampler, toe_angle_density  # noqa: E402
 
 from toeangle.clinical import load_rules  # noqa: E402
 from toeangle.geometry import GeometryError, dorsiflexion_deg  # noqa: E402
@@ -79,17 +79,44 @@ def pct(values, q):
     return float(np.percentile(values, q)) if len(values) else float("nan")
 
 
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson interval of a share: a few hundred photos pin a share near 95% down to a few points only."""
+    p = successes / n
+    centre, half = p + z * z / (2 * n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)
+
+
+def weighted_to_the_renderer(agrees: list[bool], truths: list[float], band: float = 5.0) -> float:
+    """A share re-weighted band by band (of true angle) to the renderer's own mix of angles.
+
+    A few hundred renders can hold noticeably fewer or more angles near the threshold than the
+    renderer draws, and the verdict figures follow that share closely; bands without photos
+    are left out of the weights.
+    """
+    agrees, truths = np.asarray(agrees, float), np.asarray(truths)
+    total = weight = 0.0
+    start, stop = min(a for _, (a, _) in TOE_ANGLE_MIX), max(b for _, (_, b) in TOE_ANGLE_MIX)
+    for lo in np.arange(start, stop, band):
+        inside = (truths >= lo) & (truths < lo + band)
+        if inside.any():
+            w = toe_angle_density(lo, lo + band)
+            total, weight = total + w * agrees[inside].mean(), weight + w
+    return total / weight
+
+
 def summarise(rows: list[dict], title: str) -> None:
     rules = load_rules(None)
     measured = [r for r in rows if r["status"] == "ok"]
     err = np.array([abs(r["angle"] - r["truth"]["angle_deg"]) for r in measured])
     unc = np.array([r["uncertainty"] if r["uncertainty"] is not None else np.inf for r in measured])
-    strict = lenient = 0
+    lenient = 0
+    agrees = []
     for r in measured:
         truth_label = judge(r["truth"]["angle_deg"], MeasureOptions(), rules, None).label
-        strict += r["label"] == truth_label
+        agrees.append(r["label"] == truth_label)
         lenient += r["label"] == truth_label or (r["label"] == "borderline"
                                                  and abs(r["angle"] - r["truth"]["angle_deg"]) <= r["uncertainty"])
+    strict = sum(agrees)
     pck = []
     for r in measured:
         t = r["truth"]
@@ -111,7 +138,15 @@ def summarise(rows: list[dict], title: str) -> None:
         floor = floor[np.isfinite(floor)]
         print(f"  projection alone (perfect 2D points vs 3D truth): MAE {floor.mean():.2f}  p95 {pct(floor, 95):.2f} deg")
         decisive = sum(r["label"] != "borderline" for r in measured)
-        print(f"  passive verdict agreement: {100 * strict / len(measured):.1f}% strict, "
+        low, high = wilson(strict, len(measured))
+        threshold = rules.protocols[MeasureOptions().protocol].normal_min_deg
+        near_threshold = np.mean([abs(r["truth"]["angle_deg"] - threshold) < 10 for r in measured])
+        weighted = weighted_to_the_renderer(agrees, [r["truth"]["angle_deg"] for r in measured])
+        print(f"  passive verdict agreement: {100 * strict / len(measured):.1f}% strict "
+              f"(95% interval {100 * low:.1f}-{100 * high:.1f}; {100 * near_threshold:.0f}% of these true angles lie "
+              f"within 10 deg of the {threshold:.0f} deg threshold, where borderline answers fall, against "
+              f"{100 * toe_angle_density(threshold - 10, threshold + 10):.0f}% drawn: {100 * weighted:.1f}% "
+              "at the renderer's mix), "
               f"{100 * lenient / len(measured):.1f}% counting a borderline that holds the truth; "
               f"{100 * (1 - decisive / len(measured)):.1f}% borderline"
               + (f", and the normal/restricted answers agree {100 * strict / decisive:.1f}%" if decisive else ""))

@@ -25,6 +25,15 @@ NATURAL = np.array([[0.80, 0.70, 0.55], [0.62, 0.44, 0.28], [0.50, 0.50, 0.50], 
 CLOTH = np.array([[0.1, 0.12, 0.2], [0.2, 0.2, 0.22], [0.5, 0.45, 0.4], [0.6, 0.1, 0.1], [0.15, 0.3, 0.5],
                   [0.85, 0.85, 0.85], [0.05, 0.05, 0.05]])
 
+TOE_ANGLE_MIX = ((0.6, (-20.0, 100.0)), (0.4, (20.0, 85.0)))
+"""How the toe's target angle is drawn: (share, uniform range) pairs. The second part puts more
+angles where the thresholds are; bench/accuracy.py weights its verdict figures to this mix."""
+
+
+def toe_angle_density(lo: float, hi: float) -> float:
+    """Share of drawn target angles in [lo, hi)."""
+    return sum(share * max(0.0, min(hi, b) - max(lo, a)) / (b - a) for share, (a, b) in TOE_ANGLE_MIX)
+
 
 @dataclass
 class Truth:
@@ -135,7 +144,8 @@ class SceneSampler:
         pose_z = m.pose_examples[rng.integers(len(m.pose_examples))][1] if rng.random() < 0.7 else rng.normal(0, 0.8, 3)
         base = m.foot(shape_z, pose_z, tex_z)
         base_angle = sagittal_angle(base.landmarks(m))
-        target = rng.uniform(-20, 100) if rng.random() < 0.6 else rng.uniform(20, 85)
+        (share, wide), (_, narrow) = TOE_ANGLE_MIX
+        target = rng.uniform(*wide) if rng.random() < share else rng.uniform(*narrow)
         foot = m.foot(shape_z, pose_z, tex_z, toe_bend_deg=target - base_angle)
         lm = foot.landmarks(m)
         angle = sagittal_angle(lm)
