@@ -114,8 +114,8 @@ def summarise(rows: list[dict], title: str) -> None:
     for r in measured:
         truth_label = judge(r["truth"]["angle_deg"], MeasureOptions(), rules, None).label
         agrees.append(r["label"] == truth_label)
-        lenient += r["label"] == truth_label or (r["label"] == "borderline"
-                                                 and abs(r["angle"] - r["truth"]["angle_deg"]) <= r["uncertainty"])
+        lenient += agrees[-1] or (r["label"] == "borderline"
+                                  and abs(r["angle"] - r["truth"]["angle_deg"]) <= r["uncertainty"])
     strict = sum(agrees)
     pck = []
     for r in measured:
