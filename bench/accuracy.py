@@ -40,6 +40,8 @@ from toeangle.settings import Settings  # noqa: E402
 from toeangle.verdict import judge  # noqa: E402
 
 BUCKETS = [(0, 10), (10, 20), (20, 30), (30, 91)]
+NEAR_THRESHOLD_DEG = 10.0
+"""True angles this close to the verdict threshold are where the borderline answers fall."""
 
 
 def run(n: int, start: int) -> list[dict]:
@@ -140,12 +142,12 @@ def summarise(rows: list[dict], title: str) -> None:
         decisive = sum(r["label"] != "borderline" for r in measured)
         low, high = wilson(strict, len(measured))
         threshold = rules.protocols[MeasureOptions().protocol].normal_min_deg
-        near_threshold = np.mean([abs(r["truth"]["angle_deg"] - threshold) < 10 for r in measured])
+        near_threshold = np.mean([abs(r["truth"]["angle_deg"] - threshold) < NEAR_THRESHOLD_DEG for r in measured])
         weighted = weighted_to_the_renderer(agrees, [r["truth"]["angle_deg"] for r in measured])
         print(f"  passive verdict agreement: {100 * strict / len(measured):.1f}% strict "
               f"(95% interval {100 * low:.1f}-{100 * high:.1f}; {100 * near_threshold:.0f}% of these true angles lie "
-              f"within 10 deg of the {threshold:.0f} deg threshold, where borderline answers fall, against "
-              f"{100 * toe_angle_density(threshold - 10, threshold + 10):.0f}% drawn: {100 * weighted:.1f}% "
+              f"within {NEAR_THRESHOLD_DEG:.0f} deg of the {threshold:.0f} deg threshold, where borderline answers fall, against "
+              f"{100 * toe_angle_density(threshold - NEAR_THRESHOLD_DEG, threshold + NEAR_THRESHOLD_DEG):.0f}% drawn: {100 * weighted:.1f}% "
               "at the renderer's mix), "
               f"{100 * lenient / len(measured):.1f}% counting a borderline that holds the truth; "
               f"{100 * (1 - decisive / len(measured)):.1f}% borderline"
