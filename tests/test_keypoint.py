@@ -66,8 +66,11 @@ def test_samples_are_measured_within_the_benchmark_error(measurer, name):
     foot = truth["foot_px"]
     for landmark, point in result.landmarks.present().items():
         error = np.hypot(point.x - truth["landmarks"][landmark][0], point.y - truth["landmarks"][landmark][1])
-        # The four angle points come from the forefoot stage; the heel (only the sign) from the coarse stage.
-        assert error <= (0.12 if landmark == "heel" else 0.05) * foot, (landmark, error)
+        # The four angle points come from the forefoot stage; the heel (only the sign) from the coarse stage,
+        # which reads eight turned and mirrored copies of the photo: on two samples whose heel is dark or at the
+        # photo's edge that costs 0.13-0.15 foot lengths (one copy alone: under 0.12), while on the 400 benchmark
+        # renders it places more points within 5% of the foot length (97.3% against 96.3%).
+        assert error <= (0.15 if landmark == "heel" else 0.05) * foot, (landmark, error)
         assert 0 <= point.confidence <= 1 and (landmark == "heel" or point.sigma_px > 0)
 
 
@@ -153,14 +156,25 @@ def test_stage_one_looks_again_at_a_small_foot_and_maps_its_points_back(measurer
     assert errors.max() <= 0.12 * truth["foot_px"], errors
 
 
-@pytest.mark.parametrize("turn", [cv2.ROTATE_90_CLOCKWISE, cv2.ROTATE_180, "mirror"])
-def test_rotated_and_mirrored_photos_read_the_same(measurer, turn):
-    name = "normal_left_closeup.jpg"
-    rgb = _rgb(name)
-    moved = rgb[:, ::-1] if turn == "mirror" else cv2.rotate(rgb, turn)
-    result = measurer.measure_photo(jpeg_bytes(np.ascontiguousarray(moved)), MeasureOptions()).result
-    assert result.status == "ok", result.reasons
-    assert abs(result.measurement.angle_deg - TRUTH[name]["angle_deg"]) <= ANGLE_BOUND_DEG
+TURNS = {"90": lambda rgb: cv2.rotate(rgb, cv2.ROTATE_90_CLOCKWISE), "180": lambda rgb: cv2.rotate(rgb, cv2.ROTATE_180),
+         "270": lambda rgb: cv2.rotate(rgb, cv2.ROTATE_90_COUNTERCLOCKWISE), "mirror": lambda rgb: rgb[:, ::-1],
+         "mirror-90": lambda rgb: cv2.rotate(rgb[:, ::-1], cv2.ROTATE_90_CLOCKWISE)}
+"""How a phone may hand over the same photo: turned by quarter turns, or mirrored (a front camera)."""
+
+
+@pytest.mark.parametrize("path", [SAMPLES / "normal_left_closeup.jpg", SAMPLES / "restricted_right_leg.jpg",
+                                  SAMPLES / "held_by_hand_right.jpg", *REAL_PHOTOS,
+                                  *sorted((REAL_PHOTOS[0].parents[1] / "solol").glob("*.jpg") if REAL_PHOTOS else [])],
+                         ids=lambda p: p.stem)
+def test_turned_and_mirrored_copies_of_a_photo_get_the_same_answer(measurer, path):
+    """Issue 18: 0/90/180/270-degree and mirrored copies give the same status and angles within 2 degrees."""
+    rgb = cv2.imread(str(path))[..., ::-1]
+    first = measurer.measure_photo(jpeg_bytes(np.ascontiguousarray(rgb)), MeasureOptions()).result
+    for name, turn in TURNS.items():
+        other = measurer.measure_photo(jpeg_bytes(np.ascontiguousarray(turn(rgb))), MeasureOptions()).result
+        assert other.status == first.status, (name, first.reasons, other.reasons)
+        if first.status == "ok":
+            assert abs(other.measurement.angle_deg - first.measurement.angle_deg) <= 2.0, name
 
 
 def test_landmarks_come_back_in_original_pixels_of_a_large_photo(measurer):
@@ -247,9 +261,11 @@ LOOKING_DOWN = ("rgb_000972", "rgb_0", "rgb_2")
 @pytest.mark.parametrize("path", [p for p in REAL_PHOTOS if p.stem in LOOKING_DOWN], ids=lambda p: p.stem)
 def test_the_view_check_does_not_rest_on_stage_one_alone(measurer, monkeypatch, path):
     """Stage 1 judges the view from the whole photo at 128 px and misses some (v7 measured 15 of 181
-    calibration renders 45-90 degrees off); stage 2's off-axis head must refuse these by itself."""
+    calibration renders 45-90 degrees off); stage 2's off-axis head must refuse these by itself, even where
+    stage 1's copies agree on where the points are."""
     locate = KeypointModel.locate
-    monkeypatch.setattr(KeypointModel, "locate", lambda self, *a: replace(locate(self, *a), off_axis_deg=0.0))
+    monkeypatch.setattr(KeypointModel, "locate",
+                        lambda self, *a: replace(locate(self, *a), off_axis_deg=0.0, disagreement=0.0))
     result = measurer.measure_photo(path.read_bytes(), MeasureOptions()).result
     assert result.status == "unmeasurable"
     assert any(r.startswith("the view is about") for r in result.reasons), result.reasons
