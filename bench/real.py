@@ -194,7 +194,8 @@ def main() -> None:
     print(f"photos annotated {len(entries)}, found {len(rows)} "
           f"({dict(Counter(r['where'] for r in rows))}), missing {len(missing)}")
     for source, count in Counter(e["repo"] for e, _ in missing).items():
-        print(f"  missing {count} from {source} (fetch it, or give --photos): e.g. {missing[0][1]}")
+        why = next(where for e, where in missing if e["repo"] == source)
+        print(f"  missing {count} from {source} (fetch it, or give --photos ROOT): {why}")
 
     medial = [r for r in rows if r["entry"]["side"] == "medial" and r["entry"]["acceptable"]]
     measured = [r for r in medial if r["result"].status == "ok"]
@@ -259,10 +260,12 @@ def main() -> None:
     others = [r for r in rows if r["entry"]["side"] in RIGHT_REASONS]
     right = sum(refused_rightly(r["entry"]["side"], r["result"].reasons) for r in others)
     print(f"all of them: refused with the right reason {share(right, len(others))}   (target >= 95%)")
-    hard = [r for r in rows if r["entry"]["side"] == "medial" and not r["entry"]["acceptable"]]
-    if hard:
-        print(f"inner side, but a view a clinician would not accept: measured "
-              f"{share(sum(r['result'].status == 'ok' for r in hard), len(hard))}")
+    for label, group in (
+            ("inner side, but a view a clinician would not accept",
+             [r for r in rows if r["entry"]["side"] == "medial" and not r["entry"]["acceptable"]]),
+            ("other views (toe end-on, forefoot amputated, ...)", [r for r in rows if r["entry"]["side"] == "other"])):
+        if group:
+            print(f"{label}: measured {share(sum(r['result'].status == 'ok' for r in group), len(group))}")
 
     by_markers = [r for r in rows if r["auto"].detector.startswith("markers")]
     print(f"\n## photos (none has stickers) measured by the sticker path under auto: {len(by_markers)} "
