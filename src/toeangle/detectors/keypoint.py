@@ -29,6 +29,7 @@ from ..angle import measure_angle
 from ..errors import LandmarkError, ToeangleError
 from ..schema import LANDMARK_NAMES, Detection, Landmarks, Point, Quality, ViewCorrection
 from .base import to_original
+from .contract import INPUT_NAME, LETTERBOX, STAGES, StageContract, letterbox_offset, to_input
 from .crops import FOREFOOT, apply_affine, forefoot_crop, invert_affine
 
 MODEL_CARD = "keypoints.json"
@@ -84,7 +85,7 @@ class Stage2:
 
 
 class KeypointModel:
-    """Both ONNX stages and their card: input sizes, letterbox value, uncertainty scale, gate limits."""
+    """Both ONNX stages (checked against the contract) and their card: uncertainty scale, gate limits."""
 
     def __init__(self, models_dir: Path, threads: int = 1):
         import onnxruntime as ort
@@ -104,20 +105,21 @@ class KeypointModel:
             if hashlib.sha256(data).hexdigest() != spec["sha256"]:
                 raise ModelMissingError(f"{path} is missing or does not match the sha256 in {card_path}")
             self.sessions[stage] = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+            _check_contract(self.sessions[stage], STAGES[int(stage[-1])], path)
         self.gate = GateLimits(**self.card["gate"])
         self.sigma_scale = float(self.card["uncertainty"]["sigma_scale"])
         self.test_time_shifts = [tuple(xy) for xy in self.card["stage2"]["test_time_shifts_px"]]
-        self.stage2_outputs = [o.name for o in self.sessions["stage2"].get_outputs()]
+        self.stage2_outputs = STAGES[2].output_names
 
     def stage1(self, rgb: np.ndarray) -> Stage1:
-        size, fill = self.card["stage1"]["input"], self.card["letterbox"]
+        size = STAGES[1].input_size
         h, w = rgb.shape[:2]
         scale = size / max(h, w)
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-        canvas = np.full((size, size, 3), fill, np.uint8)
-        ox, oy = (size - nw) // 2, (size - nh) // 2
+        canvas = np.full((size, size, 3), LETTERBOX, np.uint8)
+        ox, oy = letterbox_offset((nw, nh), size)
         canvas[oy:oy + nh, ox:ox + nw] = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
-        coords, _, presence, in_frame, off_axis = self.sessions["stage1"].run(None, {"image": _tensor(canvas)})
+        coords, _, presence, in_frame, off_axis = self.sessions["stage1"].run(None, {INPUT_NAME: to_input(canvas[None])})
         pts = coords[0].astype(np.float64) - [ox, oy]
         pts = (pts + 0.5) / [nw / w, nh / h] - 0.5
         return Stage1(points=pts, presence=float(presence[0]), in_frame=in_frame[0], off_axis_deg=float(off_axis[0]))
@@ -149,11 +151,11 @@ class KeypointModel:
         ``shifts`` (crop pixels, the first normally (0, 0)) moves the crop window; all copies run
         in one batch and their answers, mapped back to the photo, are averaged.
         """
-        size = self.card["stage2"]["input"]
+        size = STAGES[2].input_size
         matrix = forefoot_crop(heel, metatarsal, mtp, size)
         matrices = [matrix + [[0, 0, dx], [0, 0, dy]] for dx, dy in shifts]
         crops = np.stack([warp_crop(rgb, m, size) for m in matrices])
-        out = dict(zip(self.stage2_outputs, self.sessions["stage2"].run(None, {"image": _batch(crops)})))
+        out = dict(zip(self.stage2_outputs, self.sessions["stage2"].run(None, {INPUT_NAME: to_input(crops)})))
         points = np.stack([apply_affine(invert_affine(m), c) for m, c in zip(matrices, out["coords"])])
         scale = float(np.hypot(*matrix[0, :2]))
         disagreement = np.sqrt(points.var(0).mean(-1))  # [4] image pixels per axis, like spread; 0 for one crop
@@ -175,24 +177,25 @@ class KeypointModel:
         that crop flipped: under the right one the crop reads low and its flip high. Compared as
         logits, because as probabilities all four often saturate at 0 or 1.
         """
-        size = self.card["stage2"]["input"]
+        size = STAGES[2].input_size
         metatarsal, mtp = second.points[0], second.points[1]
         u = (mtp - metatarsal) / np.linalg.norm(mtp - metatarsal)
         rel = np.asarray(heel, np.float64) - metatarsal
         mirrored = metatarsal + 2 * np.dot(rel, u) * u - rel
         other = warp_crop(rgb, forefoot_crop(mirrored, metatarsal, mtp, size), size)
         crops = np.stack([second.crop[::-1], other, other[::-1]])
-        flipped, other_up, other_flipped = self.sessions["stage2"].run(["sole_up_logit"], {"image": _batch(crops)})[0]
+        flipped, other_up, other_flipped = self.sessions["stage2"].run(["sole_up_logit"], {INPUT_NAME: to_input(crops)})[0]
         return float((flipped - second.sole_up_logit) - (other_flipped - other_up))
 
 
-def _tensor(rgb: np.ndarray) -> np.ndarray:
-    return _batch(rgb[None])
-
-
-def _batch(rgbs: np.ndarray) -> np.ndarray:
-    """[N, H, W, 3] uint8 -> the networks' [N, 3, H, W] float32."""
-    return np.ascontiguousarray(rgbs.transpose(0, 3, 1, 2), dtype=np.float32)
+def _check_contract(session, contract: StageContract, path: Path) -> None:
+    """Refuse an ONNX file whose input or outputs are not the ones contract.py promises."""
+    (image,) = session.get_inputs()
+    outputs = [o.name for o in session.get_outputs()]
+    if image.name != INPUT_NAME or image.shape[1:] != [3, contract.input_size, contract.input_size] \
+            or outputs != contract.output_names:
+        raise ModelMissingError(f"{path} does not follow detectors/contract.py: input {image.name} {image.shape}, "
+                                f"outputs {outputs}")
 
 
 def warp_crop(rgb: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
