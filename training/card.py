@@ -33,7 +33,7 @@ length, angle MAE 2.41 -> 2.27, p95 6.6 -> 6.1; a margin of 0.2 cut off a heel a
 TEST_TIME_SHIFTS_PX = [[0, 0], [3, 0], [-3, 0], [0, 3], [0, -3]]
 """Stage 2 also runs on its crop moved by these (crop pixels) and averages: on 500 calibration
 renders within 20 deg of side-on (v3, same gate) the angle MAE fell from 2.98 to 2.41 deg and
-the p95 from 7.8 to 6.6, for about 10 ms more per photo (models/MODEL_CARD.md)."""
+the p95 from 7.8 to 6.6, for about 10 ms more per photo (models/EXPERIMENTS.md)."""
 
 
 SIGMA_SCALE_TOLERANCE = 0.1
