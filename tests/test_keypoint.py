@@ -49,6 +49,17 @@ def test_a_tampered_model_is_refused(tmp_path):
         KeypointModel(tmp_path / "models")
 
 
+def test_a_model_that_breaks_the_contract_is_refused(tmp_path):
+    """Stage 2's file in stage 1's place has a matching checksum but not stage 1's outputs."""
+    shutil.copytree(REPO / "models", tmp_path / "models")
+    card_path = tmp_path / "models" / "keypoints.json"
+    card = json.loads(card_path.read_text())
+    card["stage1"].update(file=card["stage2"]["file"], sha256=card["stage2"]["sha256"])
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(ModelMissingError, match="contract"):
+        KeypointModel(tmp_path / "models")
+
+
 def test_auto_detector_includes_the_model():
     assert "keypoint" in DETECTORS
     assert "keypoint" in build_detector(Settings(detector="auto")).name
