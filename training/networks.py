@@ -55,8 +55,14 @@ class KeypointNet(nn.Module):
         # how far the camera is from side-on, and its log-sigma (v8): the quality gate's view check
         self.off_axis_head = view_mlp(inputs, 2) if off_axis_head else None
 
-    def forward(self, x):
-        x = x / 255.0 - 0.5
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """The contract's 0-255 input -> what the backbone was trained on."""
+        return x / 255.0 - 0.5
+
+    def features(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The backbone: the normalised input -> the feature maps from stride 2 to 32 (the heads read the
+        last three) and the heatmap logits at ``out_stride``. Another backbone replaces this and
+        ``normalise`` (and the layers they use) and keeps the heads."""
         feats = [self.stem(x)]
         for block in self.down:
             feats.append(block(feats[-1]))
@@ -65,7 +71,11 @@ class KeypointNet(nn.Module):
             skip = feats[{2: 0, 4: 1, 8: 2, 16: 3}[lv]]
             y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             y = block(torch.cat([y, skip], 1))
-        logits = self.heatmap(y)
+        return feats, self.heatmap(y)
+
+    def forward(self, x):
+        x = self.normalise(x)
+        feats, logits = self.features(x)
         coords, spread, probs = soft_argmax(logits, self.out_stride)
         out = {"coords": coords, "spread": spread, "logits": logits, "probs": probs}
         if self.image_heads:

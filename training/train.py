@@ -188,15 +188,16 @@ def run_step(stage: int, network: str, data: list[Path], val: Path, out: Path, *
         assert all(k.startswith(f"{fit}_head.") for k in missing), missing
     started = time.time()
     if fit:
-        HEAD_FITS[fit](model, train, val_data, epochs)
+        HEAD_FITS[fit](model, train, epochs)
     else:
         train_network(model, train, val_data, stage, gen, epochs, lr, batch, jitter, head_weight)
     out.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), out / f"stage{stage}.pt")
+    seconds, figures = round(time.time() - started), evaluate(model, val_data, stage)
+    print(f"stage {stage} after the step, {seconds} s: val {figures}", flush=True)
     (out / f"stage{stage}_train.json").write_text(json.dumps({
-        "stage": stage, "train_samples": len(train["image"]), "epochs_run": epochs,
-        "seconds": round(time.time() - started), "val": evaluate(model, val_data, stage), "params": params},
-        indent=1) + "\n")
+        "stage": stage, "train_samples": len(train["image"]), "epochs_run": epochs, "seconds": seconds,
+        "val": figures, "params": params}, indent=1) + "\n")
     return model
 
 
@@ -220,8 +221,9 @@ def train_network(model: KeypointNet, train, val, stage: int, gen: torch.Generat
             loss, logs = loss_fn(out, images, stage, model.out_stride, head_weight)
             step = descend(opt, sched, loss, step, steps)
             running.append(logs["coord_px"])
-        print(f"epoch {epoch}: train coord {np.mean(running):.2f} px, val {evaluate(model, val, stage)}, "
-              f"{time.time() - started:.0f} s", flush=True)
+        figures = evaluate(model, val, stage) if epoch < epochs - 1 else "after the step"  # (run_step's)
+        print(f"epoch {epoch}: train coord {np.mean(running):.2f} px, val {figures}, {time.time() - started:.0f} s",
+              flush=True)
 
 
 def view_inputs(model: KeypointNet, images: torch.Tensor, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
@@ -298,7 +300,7 @@ def perspective_metrics(model: KeypointNet, features: torch.Tensor, data, near: 
             "perspective_p95_near": float(torch.quantile(corrected, 0.95))}
 
 
-def train_view_head(model: KeypointNet, train, val, epochs: int) -> None:
+def train_view_head(model: KeypointNet, train, epochs: int) -> None:
     """Fit the view head on frozen stage-2 features (minutes): a Gaussian likelihood for the correction
     (its value and sigma; view_target) on upright crops, and sole-up classification on the crops and their upside-down copies
     (a crop cut with the heel on the wrong side of the metatarsal axis shows the sole up), and outer-side
@@ -308,7 +310,7 @@ def train_view_head(model: KeypointNet, train, val, epochs: int) -> None:
     target = torch.cat([view_target(train, points), torch.zeros(len(flipped))]) / DEGREES_PER_UNIT
     sole_up = torch.cat([torch.zeros(len(upright)), torch.ones(len(flipped))])
     lateral = torch.cat([train["lateral"], torch.zeros(len(flipped))])
-    print(f"view features: {tuple(feats.shape)}; val before: {view_metrics(model, val)}", flush=True)
+    print(f"view features: {tuple(feats.shape)}", flush=True)
 
     def loss_of(out, idx):
         up = 1 - sole_up[idx]
@@ -318,27 +320,25 @@ def train_view_head(model: KeypointNet, train, val, epochs: int) -> None:
         return loss + F.binary_cross_entropy_with_logits(out[:, 2], sole_up[idx])
 
     fit_head(model.view_head, feats, loss_of, epochs)
-    print(f"view head after {epochs} epochs: val {view_metrics(model, val)}", flush=True)
 
 
-def train_perspective_head(model: KeypointNet, train, val, epochs: int) -> None:
+def train_perspective_head(model: KeypointNet, train, epochs: int) -> None:
     """Fit the perspective head on frozen stage-2 features, the view head left as it is: the correction
     of the *true* 2D points. The view head's correction (since v6) also takes back the found points'
     expected error, which points placed by hand do not share."""
-    fit_gaussian_head(model, model.perspective_head, perspective_target(train), train, val, epochs, "perspective head")
+    fit_gaussian_head(model.perspective_head, model, perspective_target(train), train, epochs)
 
 
-def train_off_axis_head(model: KeypointNet, train, val, epochs: int) -> None:
+def train_off_axis_head(model: KeypointNet, train, epochs: int) -> None:
     """Fit the off-axis head on frozen stage-2 features, the other heads left as they are: how far the
     camera is from side-on. Stage 1 judges that from the whole photo at 128 px (validation MAE 10
     degrees), too coarsely to gate on; the forefoot crop at the photo's own resolution shows it better.
     Its training crops should include views far from side-on, which the other heads never see
     (dataset.py --crop-max-off-axis 90)."""
-    fit_gaussian_head(model, model.off_axis_head, train["off_axis"], train, val, epochs, "off-axis head")
+    fit_gaussian_head(model.off_axis_head, model, train["off_axis"], train, epochs)
 
 
-def fit_gaussian_head(model: KeypointNet, head: nn.Sequential, target_deg: torch.Tensor, train, val, epochs: int,
-                      name: str) -> None:
+def fit_gaussian_head(head: nn.Sequential, model: KeypointNet, target_deg: torch.Tensor, train, epochs: int) -> None:
     """Fit one (value, log-sigma) head on the frozen network's view features by Gaussian likelihood."""
     feats, _ = view_inputs(model, train["image"])
     target = target_deg / DEGREES_PER_UNIT
@@ -347,7 +347,6 @@ def fit_gaussian_head(model: KeypointNet, head: nn.Sequential, target_deg: torch
         return gaussian_nll(target[idx], out).mean()
 
     fit_head(head, feats, loss_of, epochs)
-    print(f"{name} after {epochs} epochs: val {view_metrics(model, val)}", flush=True)
 
 
 def off_axis_metrics(model: KeypointNet, features: torch.Tensor, data) -> dict[str, float]:
