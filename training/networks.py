@@ -5,7 +5,9 @@ dict with at least ``coords``, ``spread`` and ``logits`` (the heatmaps); stage-1
 image-level heads (``presence``, ``in_frame``, ``off_axis``), stage-2 networks the Gaussian view
 heads. ``export`` writes what ships: the contract's outputs, in its order, and nothing else.
 
-A new backbone is a class here, an entry in NETWORKS, and ``network = "<its name>"`` in a recipe.
+A new backbone is a class here (e.g. a KeypointNet whose ``normalise`` and ``features`` are another
+network's, its feature widths passed as ``widths`` so that the heads fit), an entry in NETWORKS, and
+``network = "<its name>"`` in a recipe.
 """
 
 from __future__ import annotations
