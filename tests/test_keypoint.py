@@ -13,6 +13,7 @@ import pytest
 
 from conftest import REAL_PHOTOS, REPO, jpeg_bytes
 from toeangle.detectors import DETECTORS, build_detector
+from toeangle.detectors.contract import STAGE2
 from toeangle.detectors.crops import CROP_SIDE_METATARSALS
 from toeangle.detectors.keypoint import KeypointModel, ModelMissingError
 from toeangle.pipeline import Measurer
@@ -34,10 +35,8 @@ def _rgb(name: str) -> np.ndarray:
     return cv2.imread(str(SAMPLES / name))[..., ::-1].copy()
 
 
-def test_model_files_match_their_card():
-    card = json.loads((REPO / "models" / "keypoints.json").read_text())
-    KeypointModel(REPO / "models")  # checks the sha256 of both stages
-    assert card["stage1"]["input"] == card["stage2"]["input"] == 128
+def test_model_files_match_their_card_and_the_contract():
+    KeypointModel(REPO / "models")  # checks the sha256 of both stages, and their input and outputs against contract.py
 
 
 def test_a_tampered_model_is_refused(tmp_path):
@@ -47,6 +46,17 @@ def test_a_tampered_model_is_refused(tmp_path):
     data[-1] ^= 0xFF
     onnx.write_bytes(bytes(data))
     with pytest.raises(ModelMissingError, match="sha256"):
+        KeypointModel(tmp_path / "models")
+
+
+def test_a_model_that_breaks_the_contract_is_refused(tmp_path):
+    """Stage 2's file in stage 1's place has a matching checksum but not stage 1's outputs."""
+    shutil.copytree(REPO / "models", tmp_path / "models")
+    card_path = tmp_path / "models" / "keypoints.json"
+    card = json.loads(card_path.read_text())
+    card["stage1"].update(file=card["stage2"]["file"], sha256=card["stage2"]["sha256"])
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(ModelMissingError, match="contract"):
         KeypointModel(tmp_path / "models")
 
 
@@ -121,7 +131,7 @@ def test_shifted_forefoot_crops_map_back_onto_the_same_points(measurer):
     args = (_rgb(name), lm["heel"], lm["first_metatarsal"], lm["first_mtp"])
     single = model.stage2(*args)
     axis_px = np.hypot(*np.subtract(lm["first_mtp"], lm["first_metatarsal"]))
-    scale = model.card["stage2"]["input"] / (CROP_SIDE_METATARSALS * axis_px)  # crop pixels per photo pixel
+    scale = STAGE2.input_size / (CROP_SIDE_METATARSALS * axis_px)  # crop pixels per photo pixel
     for shift in [(6, 0), (0, -6)]:
         moved = model.stage2(*args, shifts=[shift])
         # a crop mapped back the wrong way round would land 12 crop pixels away

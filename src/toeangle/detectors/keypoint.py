@@ -29,6 +29,7 @@ from ..angle import measure_angle
 from ..errors import LandmarkError, ToeangleError
 from ..schema import LANDMARK_NAMES, Detection, Landmarks, Point, Quality, ViewCorrection
 from .base import to_original
+from .contract import INPUT_NAME, LETTERBOX, STAGES, StageContract, letterbox_offset, to_input
 from .crops import FOREFOOT, apply_affine, forefoot_crop, invert_affine
 
 MODEL_CARD = "keypoints.json"
@@ -86,7 +87,7 @@ class Stage2:
 
 
 class KeypointModel:
-    """Both ONNX stages and their card: input sizes, letterbox value, uncertainty scale, gate limits."""
+    """Both ONNX stages (checked against the contract) and their card: uncertainty scale, gate limits."""
 
     def __init__(self, models_dir: Path, threads: int = 1):
         import onnxruntime as ort
@@ -106,10 +107,11 @@ class KeypointModel:
             if hashlib.sha256(data).hexdigest() != spec["sha256"]:
                 raise ModelMissingError(f"{path} is missing or does not match the sha256 in {card_path}")
             self.sessions[stage] = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+            _check_contract(self.sessions[stage], STAGES[int(stage[-1])], path)
         self.gate = GateLimits(**self.card["gate"])
         self.sigma_scale = float(self.card["uncertainty"]["sigma_scale"])
         self.test_time_shifts = [tuple(xy) for xy in self.card["stage2"]["test_time_shifts_px"]]
-        self.stage2_outputs = [o.name for o in self.sessions["stage2"].get_outputs()]
+        self.stage2_outputs = STAGES[2].output_names
 
     def stage1(self, rgb: np.ndarray) -> Stage1:
         """Stage 1 on the letterboxed photo in all eight of its quarter turns and mirrorings, one batch.
@@ -121,15 +123,15 @@ class KeypointModel:
         beat the upright copy alone (heel p95 0.46 vs 0.52 foot lengths, other points 0.33 vs 0.35)
         and the plain median of all eight. How far the copies disagree is kept for the quality gate.
         """
-        size, fill = self.card["stage1"]["input"], self.card["letterbox"]
+        size = STAGES[1].input_size
         h, w = rgb.shape[:2]
         scale = size / max(h, w)
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-        canvas = np.full((size, size, 3), fill, np.uint8)
-        ox, oy = (size - nw) // 2, (size - nh) // 2
+        canvas = np.full((size, size, 3), LETTERBOX, np.uint8)
+        ox, oy = letterbox_offset((nw, nh), size)
         canvas[oy:oy + nh, ox:ox + nw] = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
         views = np.stack([dihedral(canvas, k) for k in range(8)])
-        coords, spread, presence, in_frame, off_axis = self.sessions["stage1"].run(None, {"image": _batch(views)})
+        coords, spread, presence, in_frame, off_axis = self.sessions["stage1"].run(None, {INPUT_NAME: to_input(views)})
         copies = np.stack([undo_dihedral(c.astype(np.float64), k, size) for k, c in enumerate(coords)])
         surest = np.argsort(spread, axis=0)[:4]  # [4, 5]: per landmark, the copies whose heatmaps are sharpest
         pts = np.median(np.take_along_axis(copies, surest[..., None], axis=0), axis=0)
@@ -168,11 +170,11 @@ class KeypointModel:
         ``shifts`` (crop pixels, the first normally (0, 0)) moves the crop window; all copies run
         in one batch and their answers, mapped back to the photo, are averaged.
         """
-        size = self.card["stage2"]["input"]
+        size = STAGES[2].input_size
         matrix = forefoot_crop(heel, metatarsal, mtp, size)
         matrices = [matrix + [[0, 0, dx], [0, 0, dy]] for dx, dy in shifts]
         crops = np.stack([warp_crop(rgb, m, size) for m in matrices])
-        out = dict(zip(self.stage2_outputs, self.sessions["stage2"].run(None, {"image": _batch(crops)})))
+        out = dict(zip(self.stage2_outputs, self.sessions["stage2"].run(None, {INPUT_NAME: to_input(crops)})))
         points = np.stack([apply_affine(invert_affine(m), c) for m, c in zip(matrices, out["coords"])])
         scale = float(np.hypot(*matrix[0, :2]))
         disagreement = np.sqrt(points.var(0).mean(-1))  # [4] image pixels per axis, like spread; 0 for one crop
@@ -194,24 +196,25 @@ class KeypointModel:
         that crop flipped: under the right one the crop reads low and its flip high. Compared as
         logits, because as probabilities all four often saturate at 0 or 1.
         """
-        size = self.card["stage2"]["input"]
+        size = STAGES[2].input_size
         metatarsal, mtp = second.points[0], second.points[1]
         u = (mtp - metatarsal) / np.linalg.norm(mtp - metatarsal)
         rel = np.asarray(heel, np.float64) - metatarsal
         mirrored = metatarsal + 2 * np.dot(rel, u) * u - rel
         other = warp_crop(rgb, forefoot_crop(mirrored, metatarsal, mtp, size), size)
         crops = np.stack([second.crop[::-1], other, other[::-1]])
-        flipped, other_up, other_flipped = self.sessions["stage2"].run(["sole_up_logit"], {"image": _batch(crops)})[0]
+        flipped, other_up, other_flipped = self.sessions["stage2"].run(["sole_up_logit"], {INPUT_NAME: to_input(crops)})[0]
         return float((flipped - second.sole_up_logit) - (other_flipped - other_up))
 
 
-def _tensor(rgb: np.ndarray) -> np.ndarray:
-    return _batch(rgb[None])
-
-
-def _batch(rgbs: np.ndarray) -> np.ndarray:
-    """[N, H, W, 3] uint8 -> the networks' [N, 3, H, W] float32."""
-    return np.ascontiguousarray(rgbs.transpose(0, 3, 1, 2), dtype=np.float32)
+def _check_contract(session, contract: StageContract, path: Path) -> None:
+    """Refuse an ONNX file whose input or outputs are not the ones contract.py promises."""
+    (image,) = session.get_inputs()
+    outputs = [o.name for o in session.get_outputs()]
+    if image.name != INPUT_NAME or image.shape[1:] != [3, contract.input_size, contract.input_size] \
+            or outputs != contract.output_names:
+        raise ModelMissingError(f"{path} does not follow detectors/contract.py: input {image.name} {image.shape}, "
+                                f"outputs {outputs}")
 
 
 def dihedral(image: np.ndarray, k: int) -> np.ndarray:
@@ -230,10 +233,8 @@ def undo_dihedral(points: np.ndarray, k: int, size: int) -> np.ndarray:
     return np.stack([x, y], -1)
 
 
-def warp_crop(rgb: np.ndarray, matrix: np.ndarray, size: int, fill: int | None = None) -> np.ndarray:
-    """Cut the crop ``matrix`` describes; area-average first when it shrinks the photo (no aliasing).
-
-    Outside the photo the edge is repeated, or ``fill`` (the letterbox grey) is used where given."""
+def warp_crop(rgb: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """Cut the crop ``matrix`` describes; area-average first when it shrinks the photo (no aliasing)."""
     scale = float(np.hypot(*matrix[0, :2]))
     if scale < 0.75:
         inverse = invert_affine(matrix)
@@ -251,10 +252,7 @@ def warp_crop(rgb: np.ndarray, matrix: np.ndarray, size: int, fill: int | None =
             to_orig = np.array([[1 / sx, 0, 0.5 / sx - 0.5 + x0], [0, 1 / sy, 0.5 / sy - 0.5 + y0], [0, 0, 1]])
             matrix = (np.vstack([matrix, [0, 0, 1]]) @ to_orig)[:2]
             rgb = small
-    if fill is None:
-        return cv2.warpAffine(rgb, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return cv2.warpAffine(rgb, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=(fill, fill, fill))
+    return cv2.warpAffine(rgb, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 class KeypointDetector:
