@@ -1,5 +1,6 @@
-"""The locks (requirements/*.lock) that `make setup` and the Dockerfile install: in step with
-pyproject.toml, every pin hashed, and without what mediapipe asks for but pose never loads."""
+"""The image's recipe: the locks (requirements/*.lock) that `make setup` and the Dockerfile install
+(in step with pyproject.toml, every pin hashed, without what mediapipe asks for but pose never
+loads) and the Dockerfile's order and health check. docs/image.md has the build itself, measured."""
 
 from __future__ import annotations
 
@@ -54,3 +55,16 @@ def test_blazepose_runs_without_what_the_lock_drops():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
+
+
+def test_the_dockerfile_installs_the_lock_before_the_source_and_checks_the_configured_port():
+    lines = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines()]
+    text = "\n".join(lines)
+    install = next(i for i, line in enumerate(lines) if "--require-hashes" in line)
+    source = next(i for i, line in enumerate(lines) if line.startswith("COPY src"))
+    assert "requirements/runtime.lock" in lines[install] and install < source
+    assert "pip install --no-deps" in text.split("COPY src", 1)[1]  # the package adds nothing unlocked
+    assert "apt-get" not in text  # no system packages: headless OpenCV needs no GL libraries
+    check = next(i for i, line in enumerate(lines) if line.startswith("HEALTHCHECK"))
+    health = " ".join(lines[check:check + 2])  # the options, then the command on the continued line
+    assert "TOEANGLE_PORT" in health and ":8000" not in health
