@@ -183,3 +183,40 @@ def test_the_size_limit_is_configurable(tmp_path, monkeypatch):
     assert main(["batch", str(root), "--out", str(out), "--overwrite", "--quiet", "--max-file-size", "1M"]) == 0
     with pytest.raises(SystemExit):
         main(["batch", str(root), "--out", str(out), "--overwrite", "--quiet", "--max-file-size", "lots"])
+
+
+_SABOTAGE = '''
+import os, signal
+import toeangle.batch.engines as engines
+_score = engines.score
+def score(measurer, job, photo):
+    name = os.path.basename(photo.path)
+    if name == "crash.jpg":
+        os.kill(os.getpid(), signal.SIGKILL)  # a native crash, the OOM killer
+    if name == "oom.jpg":
+        raise MemoryError("no memory for this one")  # escapes the row: the whole batch fails
+    return _score(measurer, job, photo)
+engines.score = score
+'''
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forkserver workers inherit PYTHONPATH")
+def test_a_photo_that_kills_or_breaks_its_worker_is_an_error_row_and_the_run_goes_on(tmp_path):
+    """Each pool worker loads a sitecustomize that kills the worker on crash.jpg and raises past
+    the row on oom.jpg (before: that exception ended the run, and with 2 workers it hung)."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(_SABOTAGE)
+    root = tmp_path / "photos"
+    root.mkdir()
+    for name in ("a.jpg", "crash.jpg", "m.jpg", "oom.jpg", "z.jpg"):
+        (root / name).write_bytes(_blank_jpeg())
+    out = tmp_path / "r.jsonl"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hooks), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "toeangle.cli", "batch", str(root), "--out", str(out),
+                           "--workers", "2", "--quiet"], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 1, done.stdout + done.stderr[-3000:]
+    rows = {os.path.basename(r.path): r for r in read_rows(out)}
+    assert rows["crash.jpg"].error == "the worker process died while scoring this photo"
+    assert rows["oom.jpg"].error == "the worker failed on this photo: MemoryError: no memory for this one"
+    assert all(rows[name].status == "unmeasurable" for name in ("a.jpg", "m.jpg", "z.jpg"))
