@@ -18,6 +18,7 @@ import fnmatch
 import glob
 import os
 import stat
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -100,7 +101,7 @@ def _size(size: int) -> str:
 def refusal(info: os.stat_result, max_bytes: int) -> str | None:
     """Why a file with this stat is not read (not a regular file, too large), or None."""
     if not stat.S_ISREG(info.st_mode):
-        kind = next((name for test, name in _NON_REGULAR if test(info.st_mode)), "not a regular file")
+        kind = next((name for test, name in _NON_REGULAR if test(info.st_mode)), "another kind")
         return f"not a regular file ({kind}): not opened"
     if info.st_size > max_bytes:
         return (f"file too large: {_size(info.st_size)}, the limit is {_size(max_bytes)} "
@@ -126,7 +127,7 @@ def read_file(path: str, max_bytes: int, count: int | None = None) -> bytes:
     except OSError as exc:
         raise FileRefused(f"cannot read the file: {exc.strerror or exc}") from None
     except MemoryError:
-        raise FileRefused("out of memory reading the file (lower TOEANGLE_BATCH_MAX_FILE_BYTES)") from None
+        raise FileRefused("out of memory reading the file (lower --max-file-size, TOEANGLE_BATCH_MAX_FILE_BYTES)") from None
     if problem is None and len(data) > max_bytes:
         problem = f"file too large: it grew past the limit of {_size(max_bytes)} while being read"
     if problem:
@@ -249,14 +250,14 @@ def _look(path: str, named: bool, found: Discovery, max_bytes: int) -> Photo | N
         return Photo(path, 0, 0, problem="cannot read the file: it does not exist (a broken link?)")
     except OSError as exc:
         return Photo(path, 0, 0, problem=f"cannot read the file: {exc.strerror or exc}")
-    try:
-        head = read_file(path, max_bytes, SNIFF_BYTES)
+    try:  # the size limit is for scoring: a huge file that is no photo (a video) is skipped, not refused
+        head = read_file(path, sys.maxsize, SNIFF_BYTES)
     except FileRefused as exc:
         return Photo(path, info.st_size, info.st_mtime_ns, problem=str(exc))
     if sniff(head) is None and not promised:
         found.skipped += 1
         return None
-    return Photo(path, info.st_size, info.st_mtime_ns)
+    return Photo(path, info.st_size, info.st_mtime_ns, problem=refusal(info, max_bytes))
 
 
 def discover(inputs: Iterable[str], found: Discovery | None = None,
