@@ -51,8 +51,9 @@ def test_no_file_name_loses_a_row_in_a_run_or_a_resume(tmp_path, suffix, capsys)
     for name in NASTY_NAMES:
         (root / name).write_bytes(photo)
     expected = sorted(os.path.join(str(root), name) for name in NASTY_NAMES)
-    out = tmp_path / f"r{suffix}"
-    assert main(["batch", str(root), "--out", str(out), "--workers", "1", "--quiet"]) == 0
+    out, report = tmp_path / f"r{suffix}", tmp_path / "report.html"
+    assert main(["batch", str(root), "--out", str(out), "--workers", "1", "--quiet", "--report", str(report)]) == 0
+    assert "latin1-??.jpg" in report.read_text(encoding="utf-8")  # the page is UTF-8; such bytes show as "?"
     rows = list(read_rows(out))
     assert [r.path for r in rows] == expected
     assert all(r.status == "unmeasurable" for r in rows)
@@ -222,3 +223,10 @@ def test_a_photo_that_kills_or_breaks_its_worker_is_an_error_row_and_the_run_goe
     assert rows["crash.jpg"].error == "the worker process died while scoring this photo"
     assert rows["oom.jpg"].error == "the worker failed on this photo: MemoryError: no memory for this one"
     assert all(rows[name].status == "unmeasurable" for name in ("a.jpg", "m.jpg", "z.jpg"))
+
+
+def test_the_summary_prints_a_name_that_is_not_utf8():
+    from toeangle.batch.runner import Summary
+    summary = Summary()
+    summary.count(Row.failed(os.fsdecode(b"bad-\xff.jpg"), 1, 1, "passive_nwb", "empty file"))
+    assert "bad-\N{REPLACEMENT CHARACTER}.jpg: empty file" in summary.text().encode("utf-8").decode("utf-8")
