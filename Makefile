@@ -4,15 +4,30 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test chromium bench train samples egl clean
+.PHONY: setup lock run test chromium bench train samples egl clean
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Every package comes from requirements/*.lock (pinned, with hashes), the same runtime lock the
+# Dockerfile installs; toeangle itself is then installed without resolving anything.
+LOCKS := requirements/build.lock requirements/runtime.lock requirements/dev.lock
+$(VENV)/.installed: pyproject.toml $(LOCKS)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --require-hashes --no-deps $(addprefix -r ,$(LOCKS))
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
+
+# Re-resolve the locks after a change of pyproject.toml's dependencies (needs uv: pip install uv).
+# requirements/overrides.txt drops what mediapipe asks for but pose never loads (jax, ...);
+# dev.lock holds only what the tests add to the runtime lock, at the runtime lock's versions.
+UV ?= uv
+LOCK_FOR := --python-version 3.11 --python-platform linux --generate-hashes --custom-compile-command "make lock"
+lock:
+	$(UV) pip compile requirements/build.in $(LOCK_FOR) -o requirements/build.lock
+	$(UV) pip compile pyproject.toml $(LOCK_FOR) --overrides requirements/overrides.txt -o requirements/runtime.lock
+	$(UV) pip compile pyproject.toml --extra dev $(LOCK_FOR) --overrides requirements/overrides.txt \
+		--constraints requirements/runtime.lock --no-emit-package toeangle \
+		$$(sed -n 's/^\([A-Za-z0-9._-]*\)==.*/--no-emit-package \1/p' requirements/runtime.lock) -o requirements/dev.lock
 
 run: setup
 	$(BIN)/toeangle serve
