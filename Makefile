@@ -46,12 +46,19 @@ egl:
 	@test -e /usr/lib/x86_64-linux-gnu/libEGL.so.1 -o -e /usr/lib/aarch64-linux-gnu/libEGL.so.1 || \
 		(apt-get update -q && apt-get install -y -q libegl1 libgl1-mesa-dri)
 
-$(VENV)/.render: $(VENV)/.installed
-	$(BIN)/pip install --quiet -e ".[render]"
+# An extra's own packages (pyproject.toml), held to the versions the runtime lock pinned: installing
+# ".[extra]" would resolve toeangle's dependencies again and bring back what overrides.txt drops.
+extra = $(shell $(PYTHON) -c "import tomllib; x = tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']; print(' '.join(repr(d) for d in x['$(1)'] if not d.startswith('toeangle')))")
+PINS := $(VENV)/pins.txt
+$(PINS): requirements/runtime.lock $(VENV)/.installed
+	sed -n 's/^\([A-Za-z0-9._-]*==[^ ]*\).*/\1/p' requirements/runtime.lock > $@
+
+$(VENV)/.render: $(VENV)/.installed $(PINS)
+	$(BIN)/pip install --quiet -c $(PINS) $(call extra,render)
 	touch $@
 
-$(VENV)/.train: $(VENV)/.installed
-	$(BIN)/pip install --quiet -e ".[train]"
+$(VENV)/.train: $(VENV)/.render
+	$(BIN)/pip install --quiet -c $(PINS) $(call extra,train)
 	touch $@
 
 # Accuracy of the markerless model on held-out renders (prints the figures quoted in models/MODEL_CARD.md).
