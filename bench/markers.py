@@ -6,7 +6,8 @@ Sticker-free photos, each through the marker detector (a measurement is a false 
 the real photos (../shared/real-photos), samples/, the green renders of tests/fixtures (and
 ``--renders`` fresh ones with the render extra: green dots, tiles, stripes, paper, green socks),
 the gym frame of tests/fixtures/pose2sim, and any ``--extra`` folders (photos that may be
-measured but never committed, e.g. the clinical photos of uwm-bigdata/wound-segmentation).
+measured but never committed, e.g. the clinical photos of uwm-bigdata/wound-segmentation, or all
+frames of pose2sim's Demo_SinglePerson/videos/cam01.mp4 written out with OpenCV).
 
 Photos with stickers: ``--cases`` real photos with stickers where a person puts them
 (tests/conftest.py: stickers_on_a_real_foot) and renders with stickers drawn at their true
