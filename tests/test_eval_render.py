@@ -24,7 +24,7 @@ def renderer():
         pytest.skip(f"the evaluation renderer needs {', '.join(MISSING)} (pip install -e '.[render]')")
     if not (FIND / "model.onnx").exists():
         pytest.skip(f"the FIND foot model is not at {FIND} (set TOEANGLE_FIND_DIR)")
-    sys.path[:0] = [str(REPO / "training"), str(REPO / "bench")]
+    sys.path += [str(REPO / "training"), str(REPO / "bench")]  # appended: they shadow nothing
     from evalrender import EvalRenderer
     return EvalRenderer()
 

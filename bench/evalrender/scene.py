@@ -7,7 +7,7 @@ an unrelated scene from the one the training engine would make.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -50,7 +50,6 @@ class Light:
 @dataclass
 class Setup:
     seed: int
-    rng_state: dict
     foot_verts: np.ndarray
     foot_faces: np.ndarray
     find_colours: np.ndarray
@@ -80,7 +79,6 @@ class Setup:
     surface: str
     wall_distance: float
     skin: float
-    extras: dict = field(default_factory=dict)
 
 
 def _rot(axis, deg: float) -> np.ndarray:
@@ -192,7 +190,7 @@ def sample(model: FindModel, seed: int, long_side: int = 1280) -> Setup:
     lights, sky, ground = _lights(rng, light_kind, centre, eye, floor_z)
     surface = choose(rng, COUCHES if setting == "couch" else FLOORS)
     skin = float(rng.uniform(0, 1))
-    return Setup(seed=seed, rng_state=rng.bit_generator.state, foot_verts=verts, foot_faces=faces,
+    return Setup(seed=seed, foot_verts=verts, foot_faces=faces,
                  find_colours=foot.colors.astype(float), landmarks=lm, angle_deg=angle, side=side, setting=setting,
                  floor_z=floor_z, leg_axis=(ankle, shin / np.linalg.norm(shin)), ankle_radii=radii, other_foot=other,
                  view=view, off_axis_deg=off_axis, elevation_deg=float(elev), roll_deg=float(roll), eye=eye,
