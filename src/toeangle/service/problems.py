@@ -64,6 +64,17 @@ def problem_response(request: Request, status: int, slug: str, title: str, detai
                         media_type=PROBLEM_JSON)
 
 
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` entries of a route's problems."""
+    titles = {401: "Missing or wrong API key", 413: "Upload or image too large",
+              415: "Not an image (by its bytes), or the body is not multipart/form-data",
+              422: "Corrupt image, missing or invalid fields, or unusable landmarks",
+              503: "Busy (queue full; see Retry-After) or not ready", 504: "The time limit passed"}
+    return {code: {"description": titles[code], "model": Problem,
+                   "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+            for code in codes}
+
+
 def _clean_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Field errors without the input values (which could be large, or a photo)."""
     return [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
@@ -82,17 +93,14 @@ def install(app: FastAPI) -> None:
                 return problem_response(request, status, slug, title, str(exc))
         raise AssertionError("unreachable: ToeangleError is in CORE_ERRORS")
 
-    @app.exception_handler(RequestValidationError)
-    async def _request_validation(request: Request, exc: RequestValidationError):
+    async def _validation(request: Request, exc: RequestValidationError | ValidationError):
         errors = _clean_errors(list(exc.errors()))
         return problem_response(request, 422, "invalid-request", "Invalid request",
                                 "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors), errors=errors)
 
-    @app.exception_handler(ValidationError)
-    async def _validation(request: Request, exc: ValidationError):
-        errors = _clean_errors(list(exc.errors()))
-        return problem_response(request, 422, "invalid-request", "Invalid request",
-                                "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors), errors=errors)
+    # FastAPI's (the request did not fit the route) and pydantic's (a strict re-validation) alike
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(ValidationError, _validation)
 
     @app.exception_handler(Overloaded)
     async def _overloaded(request: Request, exc: Overloaded):
