@@ -27,9 +27,8 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from .. import __version__
 from ..settings import Settings, get_settings
 from . import problems
-from .deps import Admission, key_dependencies
+from .deps import LANDMARKS_AT_ONCE, Places, key_dependencies
 from .routers import measurements, operations, reference, web
-from .uploads import DRAIN_FACTOR, MULTIPART_OVERHEAD, BodyLimit, problem_bytes
 from .workers import WorkerPool
 
 log = logging.getLogger("toeangle.service")
@@ -63,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.pool = pool
     app.state.points_measurer = measurements.points_measurer(settings)
+    app.state.landmarks_places = Places(LANDMARKS_AT_ONCE)
     problems.install(app)
 
     secured = key_dependencies(settings)
@@ -77,13 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     Instrumentator(registry=registry, excluded_handlers=["/metrics", "/healthz", "/readyz"]).instrument(app).expose(
         app, include_in_schema=False)
 
-    # Order, outermost first: request id + log, CORS (so browsers can read every error), admission
-    # (a full queue refuses before the body is read), body limit, the app.
-    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + MULTIPART_OVERHEAD,
-                       problem_body=lambda scope, detail: problem_bytes(
-                           413, "upload-too-large", "Upload too large", detail, scope["path"],
-                           scope.get("state", {}).get("request_id")))
-    app.add_middleware(Admission, pool=pool, drain_cap=(settings.max_upload_bytes + MULTIPART_OVERHEAD) * DRAIN_FACTOR)
+    # Order, outermost first: request id + log, CORS (so browsers can read every error), the app
+    # (whose dependencies check the key, then admit, then read the body: deps.py).
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-ID"],

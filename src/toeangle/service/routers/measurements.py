@@ -11,6 +11,7 @@ import time
 from typing import Any, get_args
 
 from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, ValidationError
 
@@ -20,7 +21,7 @@ from ...pipeline import Measurer
 from ...schema import (Detection, ImageInfo, Landmarks, MeasureOptions, MeasurementResult, Protocol, Side,
                        ViewCorrection)
 from ...settings import Settings
-from ..deps import PointsMeasurerDep, PoolDep, SettingsDep, TicketDep
+from ..deps import LandmarksBodyDep, PhotoBodyDep, PointsMeasurerDep, PoolDep, SettingsDep, TicketDep
 from ..problems import ServiceProblem, problem_responses
 from ..uploads import MultipartError, PartTooLarge, is_multipart, parse_multipart
 from ..workers import WorkerAnswer
@@ -82,6 +83,11 @@ def _example_response() -> dict[str, Any]:
 
 EXAMPLE_RESPONSE = _example_response()
 
+FROM_LANDMARKS_SCHEMA = FromLandmarks.model_json_schema(ref_template="#/components/schemas/{model}")
+"""Written out because the body is read by a dependency, not by FastAPI; the models it refers to
+(Landmarks, Point, ...) are components already, as parts of the answer."""
+del FROM_LANDMARKS_SCHEMA["$defs"]
+
 PHOTO_FORM = {
     "type": "object",
     "required": ["photo"],
@@ -96,15 +102,13 @@ PHOTO_FORM = {
         "pain": {"type": "boolean", "default": False, "description": "Pain in mid-range passive motion"},
     },
 }
-PHOTO_ERRORS = problem_responses(401, 413, 415, 422, 503, 504)
+PHOTO_ERRORS = problem_responses(401, 408, 413, 415, 422, 503, 504)
 
 
-async def read_photo_form(request: Request, settings: Settings) -> tuple[bytes, MeasureOptions]:
-    content_type = request.headers.get("content-type")
+def read_photo_form(content_type: str | None, body: bytes, settings: Settings) -> tuple[bytes, MeasureOptions]:
     if not is_multipart(content_type):
         raise ServiceProblem(415, "not-multipart", "Expected multipart/form-data",
                              "send the photo as a multipart/form-data field named 'photo'")
-    body = await request.body()
     try:
         parts = parse_multipart(content_type, body, lambda name: settings.max_upload_bytes if name == "photo"
                                 else SMALL_FIELD_BYTES)
@@ -156,8 +160,10 @@ def _form_value(option: str, text: str) -> Any:
     return text
 
 
-async def _measure_photo(request: Request, settings: Settings, pool, ticket, overlay: bool) -> WorkerAnswer:
-    data, options = await read_photo_form(request, settings)
+async def _measure_photo(request: Request, body: bytes, settings: Settings, pool, ticket,
+                         overlay: bool) -> WorkerAnswer:
+    data, options = read_photo_form(request.headers.get("content-type"), body, settings)
+    del body
     answer = await pool.measure(ticket, data, options, overlay=overlay)
     del data
     # what the access log may say about a measurement (never the photo or its name)
@@ -185,13 +191,13 @@ def _png(answer: WorkerAnswer) -> Response:
              responses={200: {"content": {"application/json": {"example": EXAMPLE_RESPONSE},
                                           "image/png": {"schema": {"type": "string", "format": "binary"}}}},
                         **PHOTO_ERRORS})
-async def measure(request: Request, settings: SettingsDep, pool: PoolDep, ticket: TicketDep,
+async def measure(request: Request, body: PhotoBodyDep, settings: SettingsDep, pool: PoolDep, ticket: TicketDep,
                   include_overlay: bool = Query(
                       False, description="Add the annotated picture as base64 PNG (`overlay_png_base64`)")):
     started = time.perf_counter()
     accept = request.headers.get("accept", "")
     wants_png = "image/png" in accept and "application/json" not in accept
-    answer = await _measure_photo(request, settings, pool, ticket, overlay=include_overlay or wants_png)
+    answer = await _measure_photo(request, body, settings, pool, ticket, overlay=include_overlay or wants_png)
     if wants_png:
         return _png(answer)
     body = answer.result.model_dump(mode="json")
@@ -212,19 +218,28 @@ async def measure(request: Request, settings: SettingsDep, pool: PoolDep, ticket
              responses={200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
                               "description": "PNG"},
                         **PHOTO_ERRORS})
-async def overlay(request: Request, settings: SettingsDep, pool: PoolDep, ticket: TicketDep):
-    return _png(await _measure_photo(request, settings, pool, ticket, overlay=True))
+async def overlay(request: Request, body: PhotoBodyDep, settings: SettingsDep, pool: PoolDep, ticket: TicketDep):
+    return _png(await _measure_photo(request, body, settings, pool, ticket, overlay=True))
 
 
 @router.post("/from-landmarks", operation_id="measurements-from-landmarks", response_model=MeasurementResponse,
              summary="Measure given landmarks",
              description="The same measurement from points alone (e.g. the app's corrected landmarks); no image. "
                          "Points that cannot be measured (missing, coincident) are a 422 problem.",
+             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                 "schema": FROM_LANDMARKS_SCHEMA}}}},
              responses={200: {"content": {"application/json": {"example": EXAMPLE_RESPONSE}}},
-                        **problem_responses(401, 413, 422)})
-async def from_landmarks(body: FromLandmarks, request: Request, measurer: PointsMeasurerDep):
-    # FastAPI validated leniently (it would take "12" or false for a number); the contract is strict JSON.
-    body = FromLandmarks.model_validate_json(await request.body(), strict=True)
+                        **problem_responses(401, 408, 413, 422, 503)})
+async def from_landmarks(request: Request, raw: LandmarksBodyDep, measurer: PointsMeasurerDep):
+    # The body is read by a dependency (after the key and admission), not by FastAPI, and validated
+    # strictly: the contract is JSON, where "12" or false is not a number.
+    media_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise ServiceProblem(422, "invalid-request", "Invalid request", f"expected application/json, not {media_type}")
+    try:
+        body = FromLandmarks.model_validate_json(raw, strict=True)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
     # Pure arithmetic on a few points (microseconds): done here, no worker needed.
     result = measurer.measure_landmarks(body.landmarks, body.options, body.image, body.view_correction)
     return MeasurementResponse.model_validate({**result.model_dump(mode="json"),
