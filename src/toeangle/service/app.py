@@ -106,7 +106,8 @@ class _PoolCollector:
         pool = self.pool
         yield GaugeMetricFamily("toeangle_in_flight", "Measurements running or queued", value=pool.in_flight)
         yield GaugeMetricFamily("toeangle_capacity", "Workers plus queue size", value=pool.capacity)
-        yield GaugeMetricFamily("toeangle_workers_ready", "1 when every worker is warm", value=int(pool.ready))
+        yield GaugeMetricFamily("toeangle_workers_ready", "Workers up and warm", value=pool.workers_ready)
+        yield CounterMetricFamily("toeangle_worker_crashes", "Workers that died and were replaced", value=pool.crashes)
         yield CounterMetricFamily("toeangle_rejected", "Requests refused with 503 (queue full)", value=pool.rejected)
         yield CounterMetricFamily("toeangle_timeouts", "Requests that ran out of time (504)", value=pool.timed_out)
 
