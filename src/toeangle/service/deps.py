@@ -119,17 +119,17 @@ TicketDep = Annotated[Ticket, Depends(photo_ticket)]
 # ---- the body ---------------------------------------------------------------------------------
 
 
-async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
+async def read_body(request: Request, limit: int, timeout_s: float, allowed: str) -> bytes:
     """The whole body in memory, counted as it arrives (Content-Length is checked, not trusted).
 
-    Over ``limit``: 413 (the rest is read and dropped up to DRAIN_FACTOR times the limit, so that the
+    Over ``limit``: 413, whose message says ``allowed`` (the rest is read and dropped up to DRAIN_FACTOR times the limit, so that the
     client hears it).
     Not all there within ``timeout_s``: 408. The client gone: ClientGone.
     """
     declared = content_length(request.scope)
     if declared is not None and declared > limit:
         raise Refusal(413, "upload-too-large", "Upload too large",
-                      f"the request body is {declared:,} bytes; the limit is {limit:,}")
+                      f"the request body is {declared:,} bytes; the limit is {allowed}")
     chunks: list[bytes] = []
     size = 0
     try:
@@ -151,18 +151,19 @@ async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
         raise ClientGone(f"the client left after sending {size:,} bytes of the body") from None
     if size > limit:
         raise ServiceProblem(413, "upload-too-large", "Upload too large",
-                             f"the request body is over the limit of {limit:,} bytes", headers={"Connection": "close"})
+                             f"the request body is over the limit of {allowed}", headers={"Connection": "close"})
     return b"".join(chunks)
 
 
 async def photo_body(request: Request, settings: SettingsDep, ticket: TicketDep) -> bytes:
     """The photo form's bytes, read once this request holds a place (``ticket``)."""
-    return await read_body(request, settings.max_upload_bytes + MULTIPART_OVERHEAD, settings.body_timeout_s)
+    return await read_body(request, settings.max_upload_bytes + MULTIPART_OVERHEAD, settings.body_timeout_s,
+                           f"{settings.max_upload_bytes:,} bytes for the photo (TOEANGLE_MAX_UPLOAD_BYTES)")
 
 
 async def landmarks_body(request: Request, settings: SettingsDep,
                          _: Annotated[None, Depends(landmarks_place)]) -> bytes:
-    return await read_body(request, LANDMARKS_BODY_BYTES, settings.body_timeout_s)
+    return await read_body(request, LANDMARKS_BODY_BYTES, settings.body_timeout_s, f"{LANDMARKS_BODY_BYTES:,} bytes")
 
 
 PhotoBodyDep = Annotated[bytes, Depends(photo_body)]
