@@ -37,7 +37,8 @@ def measure_angle(landmarks: Landmarks, correction: ViewCorrection | None = None
                      "when the IP joint is bent")
     metatarsal, mtp, end = (np.array(points[n].xy) for n in ("first_metatarsal", "first_mtp", end_name))
     if min(np.hypot(*(mtp - metatarsal)), np.hypot(*(end - mtp))) < MIN_SEGMENT_PX:
-        raise LandmarkError(f"first_metatarsal, first_mtp and {end_name} must be at least {MIN_SEGMENT_PX:g} px apart")
+        raise LandmarkError(f"first_metatarsal, first_mtp and {end_name} must be distinct points, at least "
+                            f"{MIN_SEGMENT_PX:g} px apart")
     if "heel" in points:
         heel = np.array(points["heel"].xy)
     else:

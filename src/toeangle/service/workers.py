@@ -49,6 +49,9 @@ START_TIMEOUT_S = 180.0
 """A worker that has not built its Measurer and measured once in this time is a failed start."""
 RESTART_BACKOFF_S = (0.0, 0.5, 1.0, 2.0, 5.0)
 """Pause before each new start after failed ones (the last repeats)."""
+STUCK_AFTER_S = 60.0
+"""A job still running after this long (or three request time limits, if longer) has a stuck worker:
+it is killed and replaced."""
 GIVE_UP_AFTER_S = 300.0
 """A worker slot whose starts have all failed for this long gives up: the pool is broken. (Starts
 killed from outside are retried until then; an error building the Measurer gives up at once.)"""
@@ -235,7 +238,11 @@ class _Slot:
                 continue
             try:
                 conn.send(job.args)
-                if conn in wait([conn, process.sentinel]):
+                done = wait([conn, process.sentinel], max(STUCK_AFTER_S, 3 * self.pool.settings.request_timeout_s))
+                if not done:  # a native loop that never returns: only a new process frees the place
+                    log.error("worker stuck; stopping it", extra={"worker": self.index, "worker_pid": process.pid})
+                    process.kill()
+                elif conn in done:
                     kind, value = conn.recv()
                     if kind == "ok":
                         job.future.set_result(value)
