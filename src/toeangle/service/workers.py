@@ -156,7 +156,6 @@ class _Slot:
 
     def __init__(self, pool: WorkerPool, index: int):
         self.pool, self.index = pool, index
-        self.pid: int | None = None
         self.ready = False
         self.thread = threading.Thread(target=self._run, name=f"worker-slot-{index}", daemon=True)
 
@@ -185,7 +184,6 @@ class _Slot:
                 crashed = self._serve(process, conn)
             finally:
                 self.ready = False
-                self.pid = None
                 conn.close()
             if crashed:
                 self.pool._crashed(self.index, process)
@@ -211,7 +209,6 @@ class _Slot:
                 process.join(1)
                 kind, detail = "died", f"exit code {process.exitcode}"
         if kind == "ready":
-            self.pid = detail
             log.info("worker started", extra={"worker": self.index, "worker_pid": detail,
                                               "startup_s": round(time.perf_counter() - started, 2)})
             return process, ours
@@ -299,10 +296,6 @@ class WorkerPool:
     @property
     def broken(self) -> bool:
         return self.error is not None
-
-    @property
-    def worker_pids(self) -> list[int]:
-        return [slot.pid for slot in self._slots if slot.pid is not None]
 
     # -- life --
 
