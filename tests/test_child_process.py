@@ -14,15 +14,16 @@ import psutil
 from PIL import Image
 
 PARENT = """
-import multiprocessing, sys, time
+import multiprocessing, pathlib, sys, time
 from toeangle.child_process import exit_with_parent
 
-def child():
+def child(ready):
     exit_with_parent()
+    pathlib.Path(ready).touch()
     time.sleep(60)
 
 if __name__ == "__main__":
-    process = multiprocessing.get_context(sys.argv[1]).Process(target=child)
+    process = multiprocessing.get_context(sys.argv[1]).Process(target=child, args=(sys.argv[2],))
     process.start()
     print(process.pid, flush=True)
     time.sleep(60)
@@ -44,10 +45,16 @@ def descendants_gone(processes: list[psutil.Process], timeout: float) -> list[in
 
 
 def test_a_worker_ends_when_its_parent_is_killed(tmp_path):
+    script = tmp_path / "parent.py"
+    script.write_text(PARENT)
     for method in ("spawn", "forkserver"):
-        parent = subprocess.Popen([sys.executable, "-c", PARENT, method], stdout=subprocess.PIPE, text=True,
-                                  cwd=tmp_path)
+        ready = tmp_path / f"{method}.ready"
+        parent = subprocess.Popen([sys.executable, str(script), method, str(ready)], stdout=subprocess.PIPE, text=True)
         child = psutil.Process(int(parent.stdout.readline()))
+        deadline = time.monotonic() + 30
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ready.exists() and child.is_running(), f"{method}: the child did not start"
         parent.kill()
         parent.wait()
         assert descendants_gone([child], timeout=5) == [], method
