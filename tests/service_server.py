@@ -43,15 +43,21 @@ class Server:
         return self.proc.returncode
 
 
-def start_server(tmp: Path, name: str, **env: str) -> Server:
-    """`toeangle serve` with TOEANGLE_* overrides; returns once /readyz says ready."""
+def launch_server(tmp: Path, name: str, **env: str) -> Server:
+    """`toeangle serve` with TOEANGLE_* overrides, just started."""
     port = free_port()
     log_path = tmp / f"{name}.log"
     full_env = {**os.environ, "TOEANGLE_PORT": str(port), "TOEANGLE_HOST": "127.0.0.1",
                 **{f"TOEANGLE_{k.upper()}": v for k, v in env.items()}}
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([str(VENV_BIN / "toeangle"), "serve"], env=full_env, stdout=log, stderr=subprocess.STDOUT)
-    server = Server(f"http://127.0.0.1:{port}", proc, log_path)
+    return Server(f"http://127.0.0.1:{port}", proc, log_path)
+
+
+def start_server(tmp: Path, name: str, **env: str) -> Server:
+    """`toeangle serve` with TOEANGLE_* overrides; returns once /readyz says ready."""
+    server = launch_server(tmp, name, **env)
+    proc = server.proc
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:

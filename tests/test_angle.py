@@ -34,3 +34,24 @@ def test_uncertainties_add_in_quadrature():
     m = measure_angle(landmarks(sigma_px=2.0), ViewCorrection(degrees=3.0, sigma_deg=4.0))
     assert m.uncertainty_deg == pytest.approx(Z_90 * math.hypot(sigma_points, 4.0), abs=0.02)
     assert m.uncertainty_deg > points_only
+
+
+def test_sub_pixel_axes_and_absurd_values_are_refused():
+    """Issue 20: points 1e-300 apart, coordinates of 1e154, sigmas of 1e300 and negative image sizes."""
+    from pydantic import ValidationError
+
+    from toeangle.errors import LandmarkError
+    from toeangle.schema import ImageInfo, MeasurementResult, MeasureOptions
+
+    tiny = Landmarks(**{k: {"x": x * 1e-300, "y": y * 1e-300} for k, (x, y) in POINTS.items()})
+    with pytest.raises(LandmarkError, match="1 px apart"):
+        measure_angle(tiny)
+    for bad in ({"x": 1e154, "y": 0}, {"x": 0, "y": 0, "sigma_px": 1e300}, {"x": math.nan, "y": 0}):
+        with pytest.raises(ValidationError):
+            Landmarks(first_mtp=bad)
+    with pytest.raises(ValidationError):
+        ImageInfo(width=-5, height=10)
+    with pytest.raises(ValidationError):
+        ViewCorrection(degrees=0, sigma_deg=1e300)
+    with pytest.raises(ValidationError, match="status ok needs"):
+        MeasurementResult(status="ok", detector="manual", landmarks=landmarks(), options=MeasureOptions())

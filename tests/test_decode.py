@@ -141,3 +141,68 @@ def test_phone_jpeg_decodes_by_dct_scaling_just_under_the_limit():
     assert decoded.rgb.shape[:2] == (1512, 2016) and decoded.scale == (2.0, 2.0)
     decoded = decode_image(encoded(upright_picture(3000, 2000), "JPEG", 1, quality=90), max_side=2048)
     assert decoded.rgb.shape[:2] == (1365, 2048)  # 1/2 would be 1500, too far under: full decode, resized
+
+
+# ---- issue 20: headers that lie, and memory per photo ------------------------------------
+
+def _png_of_zeros(width: int, height: int, bit_depth: int, color_type: int, bytes_per_row: int) -> bytes:
+    """A PNG of one colour written row by row (never a full-size array), as an attacker would."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    compressor, row = zlib.compressobj(9), bytes(1 + bytes_per_row)
+    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def test_jpeg_whose_header_claims_more_pixels_than_its_data_is_corrupt():
+    import struct
+
+    small = bytearray(encoded(upright_picture(64, 64), "JPEG", quality=90))
+    sof = small.find(b"\xff\xc0")
+    small[sof + 5: sof + 9] = struct.pack(">HH", 6000, 6000)  # the header now claims 6000x6000
+    with pytest.raises(CorruptImageError, match="6000x6000"):
+        decode_image(bytes(small))
+
+
+def test_the_pixel_limit_quoted_is_the_configured_one_even_past_pillows_own():
+    data = _png_of_zeros(20_000, 10_000, 1, 0, 2500)  # 200 MP: past Pillow's 179 MP error
+    with pytest.raises(ImageTooLargeError) as refused:
+        decode_image(data, max_pixels=40_000_000)
+    assert "40,000,000" in str(refused.value) and "178956970" not in str(refused.value)
+
+
+MEMORY_PROBE = """
+import resource, sys
+from toeangle.decode import decode_image
+data = sys.stdin.buffer.read()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+decoded = decode_image(data)
+print(decoded.original_width * decoded.original_height, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+@pytest.mark.parametrize("kind, bound_mb", [("1-bit", 150), ("16-bit RGBA", 300)])
+def test_a_huge_png_of_a_few_kilobytes_does_not_grow_a_worker_by_hundreds_of_mb(kind, bound_mb):
+    """39.6 MP (under the 40 MP limit): the 1-bit one is 4.8 KB and grew a worker by 453 MB, the 16-bit
+    RGBA one by 680 MB; shrinking in the image's own mode before any copy keeps it near the decode itself."""
+    import subprocess
+    import sys
+
+    width, height = 7700, 5143
+    data = _png_of_zeros(width, height, 1, 0, (width + 7) // 8) if kind == "1-bit" else \
+        _png_of_zeros(width, height, 16, 6, width * 8)
+    probe = subprocess.run([sys.executable, "-c", MEMORY_PROBE], input=data, capture_output=True, timeout=120)
+    assert probe.returncode == 0, probe.stderr.decode()[-2000:]
+    pixels, grown_mb = map(int, probe.stdout.split())
+    assert pixels == width * height and grown_mb < bound_mb, f"{kind}: grew by {grown_mb} MB"
+
+
+def test_orientation_survives_the_reduced_decode():
+    data = encoded(upright_picture(3600, 2400).transpose(STORE_FOR_ORIENTATION[6]), "PNG", 6)
+    decoded = decode_image(data, max_side=1200)
+    assert decoded.rgb.shape[:2] == (800, 1200) and (decoded.original_width, decoded.original_height) == (3600, 2400)
+    assert tuple(decoded.rgb[20, 20]) == (220, 30, 30) and tuple(decoded.rgb[-20, -20]) == (30, 30, 220)

@@ -142,3 +142,15 @@ def test_uncertainty_grows_as_the_phalanx_shortens():
     long_toe = angle_sigma_deg(*foot(30, phal_len=80), [1, 1, 1])
     short_toe = angle_sigma_deg(*foot(30, phal_len=20), [1, 1, 1])
     assert short_toe > 2.5 * long_toe
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-150, 1e150, 1e154, 1e300])
+def test_extreme_scales_read_the_same_angle_or_refuse(scale):
+    """Issue 20: at 1e154 the raw cross products overflowed (NaN, answered as ok with a null angle),
+    at 1e300 and 1e-300 they over- or underflowed into garbage angles."""
+    points = [np.array(p, dtype=float) for p in ([0, 10], [10, 0], [20, 0], [30, -10])]
+    assert float(dorsiflexion_deg(*(p * scale for p in points))) == pytest.approx(45.0)
+    with pytest.raises(GeometryError):
+        dorsiflexion_deg([0, 1e308], [-1.7e308, 0], [1.7e308, 0], [1.7e308, -1e308])
+    with pytest.raises(GeometryError):
+        angle_sigma_deg(*(p * 1e-300 for p in points), [1.0, 1.0, 1.0])

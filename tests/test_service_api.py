@@ -209,7 +209,7 @@ def test_health_ready_metrics(server, marker_photo):
     metrics = httpx.get(server.url + "/metrics")
     assert metrics.status_code == 200
     text = metrics.text
-    assert "toeangle_in_flight 0.0" in text and "toeangle_workers_ready 1.0" in text
+    assert "toeangle_in_flight 0.0" in text and "toeangle_workers_ready 2.0" in text
     assert 'handler="/v1/measurements"' in text and "http_request_duration_seconds" in text
 
 

@@ -9,6 +9,8 @@ from .geometry import Z_90, GeometryError, angle_sigma_deg, dorsiflexion_deg
 from .schema import Landmarks, Measurement, ViewCorrection
 
 REQUIRED = ("first_metatarsal", "first_mtp")
+MIN_SEGMENT_PX = 1.0
+"""Axes shorter than a pixel have no direction worth measuring."""
 
 
 def measure_angle(landmarks: Landmarks, correction: ViewCorrection | None = None) -> Measurement:
@@ -34,6 +36,9 @@ def measure_angle(landmarks: Landmarks, correction: ViewCorrection | None = None
         notes.append("hallux_ip missing: the phalanx axis runs to the toe tip, which overstates the angle "
                      "when the IP joint is bent")
     metatarsal, mtp, end = (np.array(points[n].xy) for n in ("first_metatarsal", "first_mtp", end_name))
+    if min(np.hypot(*(mtp - metatarsal)), np.hypot(*(end - mtp))) < MIN_SEGMENT_PX:
+        raise LandmarkError(f"first_metatarsal, first_mtp and {end_name} must be distinct points, at least "
+                            f"{MIN_SEGMENT_PX:g} px apart")
     if "heel" in points:
         heel = np.array(points["heel"].xy)
     else:

@@ -49,14 +49,22 @@ def dorsiflexion_deg(heel: ArrayLike, metatarsal: ArrayLike, mtp: ArrayLike, pha
     for a zero-length axis or a heel on the metatarsal axis, rather than invent an angle.
     """
     heel, metatarsal, mtp, phalanx_end = _as_points(heel, metatarsal, mtp, phalanx_end)
-    axis = mtp - metatarsal
-    phalanx = phalanx_end - mtp
-    to_heel = heel - metatarsal
+    with np.errstate(over="ignore"):  # checked just below
+        axis = mtp - metatarsal
+        phalanx = phalanx_end - mtp
+        to_heel = heel - metatarsal
+        size = np.hypot(axis[..., 0], axis[..., 1]) + np.hypot(phalanx[..., 0], phalanx[..., 1])
+    if not (np.all(np.isfinite(size)) and np.all(np.isfinite(to_heel))):
+        raise GeometryError("the points are too far apart to measure")
+    if np.any(size == 0):
+        raise GeometryError("first_metatarsal, first_mtp and the phalanx end must be distinct points")
+    # Scale-free from here: products of raw coordinates overflow (1e154) or underflow (1e-300) to garbage.
+    unit = size[..., None]
+    axis, phalanx, to_heel = axis / unit, phalanx / unit, to_heel / unit
     axis_len = np.hypot(axis[..., 0], axis[..., 1])
     phalanx_len = np.hypot(phalanx[..., 0], phalanx[..., 1])
     heel_len = np.hypot(to_heel[..., 0], to_heel[..., 1])
-    size = axis_len + phalanx_len
-    if np.any(size == 0) or np.any(axis_len <= 1e-6 * size) or np.any(phalanx_len <= 1e-6 * size):
+    if np.any(axis_len <= 1e-6) or np.any(phalanx_len <= 1e-6):
         raise GeometryError("first_metatarsal, first_mtp and the phalanx end must be distinct points")
     heel_side = _cross(axis, to_heel)
     if np.any(heel_len == 0) or np.any(np.abs(heel_side) < MIN_HEEL_OFFSET * axis_len * heel_len):
@@ -84,7 +92,7 @@ def angle_sigma_deg(
     points = [metatarsal, mtp, phalanx_end]
     size = float(np.hypot(*(mtp - metatarsal)) + np.hypot(*(phalanx_end - mtp)))
     step = 1e-4 * size
-    variance = 0.0
+    variance = np.float64(0.0)
     for i, sigma in enumerate(sigmas):
         for axis in range(2):
             offset = np.zeros(2)
@@ -93,8 +101,12 @@ def angle_sigma_deg(
             plus[i] = points[i] + offset
             minus[i] = points[i] - offset
             gradient = (dorsiflexion_deg(heel, *plus) - dorsiflexion_deg(heel, *minus)) / (2 * step)
-            variance += float(gradient) ** 2 * sigma**2
-    return float(np.sqrt(variance))
+            with np.errstate(over="ignore"):  # checked below
+                variance += np.square(gradient, dtype=np.float64) * sigma**2
+    result = float(np.sqrt(variance))
+    if not np.isfinite(result):
+        raise GeometryError("the angle's uncertainty cannot be computed for these points and sigmas")
+    return result
 
 
 def project_sagittal(points_xyz: ArrayLike) -> np.ndarray:

@@ -9,6 +9,7 @@ from .angle import measure_angle
 from .clinical import ClinicalRules, load_rules
 from .decode import DecodedImage, decode_image
 from .detectors import LandmarkDetector, ManualPoints, build_detector
+from .detectors.manual import check_inside
 from .errors import LandmarkError
 from .routine import prescribe
 from .schema import Detection, ImageInfo, Landmarks, MeasureOptions, MeasurementResult, Quality, ViewCorrection
@@ -62,8 +63,10 @@ class Measurer:
 
         ``view_correction`` is the one the photo's first answer carried: points dragged on the
         same photo keep the same perspective, but not the model's own points' errors, so its
-        moved-points part applies.
+        moved-points part applies. Points outside the stated image are a LandmarkError.
         """
+        if image is not None:
+            check_inside(landmarks, image.width, image.height)
         correction = None if view_correction is None else view_correction.for_moved_points()
         detection = Detection(landmarks=landmarks, detector="manual", quality=Quality.ok(),
                               view_correction=correction)

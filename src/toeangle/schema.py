@@ -17,6 +17,14 @@ Protocol = Literal["passive_nwb", "active_nwb", "weight_bearing", "heel_raise"]
 Side = Literal["left", "right"]
 
 
+MAX_COORDINATE_PX = 1e6
+"""No photo is near a million pixels on a side (phones' largest are about 16,000): a coordinate, size or
+sigma beyond this is a client's mistake (or an attack on the arithmetic), refused when parsed."""
+
+MAX_SIGMA_DEG = 180.0
+"""An angle uncertainty beyond half a turn says nothing."""
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -27,11 +35,11 @@ class Point(_Frozen):
     Accepts ``[x, y]`` as well as ``{"x": .., "y": ..}`` so that hand-written points stay short.
     """
 
-    x: float = Field(allow_inf_nan=False)
-    y: float = Field(allow_inf_nan=False)
+    x: float = Field(allow_inf_nan=False, ge=-MAX_COORDINATE_PX, le=MAX_COORDINATE_PX)
+    y: float = Field(allow_inf_nan=False, ge=-MAX_COORDINATE_PX, le=MAX_COORDINATE_PX)
     confidence: float | None = Field(default=None, ge=0.0, le=1.0, description="0..1; None for manual points")
     sigma_px: float | None = Field(
-        default=None, ge=0.0, allow_inf_nan=False,
+        default=None, ge=0.0, le=MAX_COORDINATE_PX, allow_inf_nan=False,
         description="Calibrated positional uncertainty (1 sigma, pixels); None when unknown",
     )
 
@@ -83,12 +91,12 @@ class ViewCorrection(_Frozen):
 
     degrees: float = Field(ge=-45, le=45, allow_inf_nan=False,
                            description="3D angle minus the 2D angle of the model's own points, estimated")
-    sigma_deg: float = Field(ge=0, allow_inf_nan=False, description="1-sigma uncertainty of the estimate")
+    sigma_deg: float = Field(ge=0, le=MAX_SIGMA_DEG, allow_inf_nan=False, description="1-sigma uncertainty of the estimate")
     moved_points_deg: float | None = Field(
         default=None, ge=-45, le=45, allow_inf_nan=False,
         description="The same for points placed by hand: the perspective alone. `degrees` also takes back the "
                     "model's own points' expected error, which dragged points no longer carry")
-    moved_points_sigma_deg: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    moved_points_sigma_deg: float | None = Field(default=None, ge=0, le=MAX_SIGMA_DEG, allow_inf_nan=False)
 
     def for_moved_points(self) -> ViewCorrection:
         """The correction for points that may have been moved by hand (from-landmarks)."""
@@ -98,21 +106,22 @@ class ViewCorrection(_Frozen):
 
 
 class ImageInfo(_Frozen):
-    width: int = Field(description="Original photo width in pixels, after EXIF orientation")
-    height: int
+    width: int = Field(gt=0, le=MAX_COORDINATE_PX, description="Original photo width in pixels, after EXIF orientation")
+    height: int = Field(gt=0, le=MAX_COORDINATE_PX)
     format: str | None = Field(default=None, description="JPEG, PNG, WEBP or HEIF")
 
 
 class Measurement(_Frozen):
     """The angle itself, and what it rests on."""
 
-    angle_deg: float = Field(description="Hallux dorsiflexion: metatarsal axis vs proximal phalanx; + is up")
-    angle_2d_deg: float = Field(description="The angle between the drawn points; differs from angle_deg by the "
+    angle_deg: float = Field(allow_inf_nan=False,
+                             description="Hallux dorsiflexion: metatarsal axis vs proximal phalanx; + is up")
+    angle_2d_deg: float = Field(allow_inf_nan=False, description="The angle between the drawn points; differs from angle_deg by the "
                                 "view correction, when there is one")
     view_correction: ViewCorrection | None = Field(
         default=None, description="Perspective correction estimated from the photo (keypoint model only)")
     uncertainty_deg: float | None = Field(
-        default=None, description="Half-width of a ~90% interval; None when landmarks carry no uncertainty",
+        default=None, allow_inf_nan=False, description="Half-width of a ~90% interval; None when landmarks carry no uncertainty",
     )
     phalanx_point: Literal["hallux_ip", "hallux_tip"] = Field(
         description="End of the phalanx axis; hallux_tip only as a fallback, and it overstates the angle",
@@ -203,3 +212,10 @@ class MeasurementResult(_Frozen):
     routine: Routine | None = None
     options: MeasureOptions
     timings_ms: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _ok_means_measured(self) -> MeasurementResult:
+        """An answer that says ok always carries the angle (finite: Measurement refuses NaN) and the verdict."""
+        if self.status == "ok" and (self.measurement is None or self.verdict is None):
+            raise ValueError("status ok needs a measurement and a verdict")
+        return self

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
+from ..child_process import exit_with_parent
 from ..decode import encode_png
 from ..errors import ToeangleError
 from ..overlay import draw_overlay
@@ -123,6 +124,7 @@ _WORKER: tuple[Measurer, Job] | None = None
 def _init_worker(job: Job) -> None:
     """Pool initializer: the models are loaded here, once per worker process."""
     global _WORKER
+    exit_with_parent()  # a batch killed with -9 must not leave its workers (and their models) behind
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops the pool
     try:
         import cv2

@@ -8,6 +8,9 @@ keypoint model does the measuring. mediapipe==0.10.21 ships the full pose model 
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -18,16 +21,42 @@ BOX_FOOT_LENGTHS = 2.2
 """Side of the square crop around the foot, in heel-to-toe lengths (room for a bent toe)."""
 
 
+@contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """fd 2 goes to /dev/null meanwhile: MediaPipe's and TFLite's C++ code writes warnings there
+    ("W0000 ... inference_feedback_manager.cc", "INFO: Created TensorFlow Lite XNNPACK delegate")
+    while its graph is built and first run, and absl ignores GLOG_minloglevel before
+    absl::InitializeLog. They would clutter the CLI and break the service's JSON-lines logs."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 class MediaPipeFootLocator:
     def __init__(self):
-        os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging would fill the user's terminal
-        import mediapipe as mp
+        os.environ.setdefault("GLOG_minloglevel", "2")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        with native_stderr_silenced():
+            import mediapipe as mp
 
-        self._pose = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1, enable_segmentation=False)
+            self._pose = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1,
+                                                enable_segmentation=False)
+        self._has_run = False
 
     def locate(self, rgb: np.ndarray) -> tuple[int, int, int, int] | None:
         """A square box (x0, y0, x1, y1) around the most visible, most side-on foot, or None."""
-        result = self._pose.process(np.ascontiguousarray(rgb))
+        if self._has_run:
+            result = self._pose.process(np.ascontiguousarray(rgb))
+        else:  # the graph's calculators start (and log) on the first image
+            with native_stderr_silenced():
+                result = self._pose.process(np.ascontiguousarray(rgb))
+            self._has_run = True
         if result.pose_landmarks is None:
             return None
         h, w = rgb.shape[:2]
