@@ -14,7 +14,7 @@ import real  # noqa: E402
 from realset import (LANDMARKS, SHARED_PHOTOS, SIDES, TOE_POSTURES, find_photo, load_annotations,  # noqa: E402
                      points_of, sha256)
 
-from toeangle.schema import Landmarks, MeasureOptions, Measurement, MeasurementResult  # noqa: E402
+from toeangle.schema import Landmarks, MeasureOptions, Measurement, MeasurementResult, Verdict  # noqa: E402
 
 ENTRIES = load_annotations()
 FIELDS = {"id", "repo", "path", "licence", "sha256", "width", "height", "side", "acceptable", "toe_cut_off",
@@ -80,8 +80,10 @@ def test_annotated_angle_follows_the_contract():
 
 def _result(status: str, angle: float | None = None, *reasons: str) -> MeasurementResult:
     measurement = None if angle is None else Measurement(angle_deg=angle, angle_2d_deg=angle, phalanx_point="hallux_ip")
+    verdict = None if angle is None else Verdict(protocol="passive_nwb", label="restricted", normal_min_deg=65.0,
+                                                  summary=f"{angle:.0f} deg")
     return MeasurementResult(status=status, reasons=reasons, detector="test", landmarks=Landmarks(),
-                             measurement=measurement, options=MeasureOptions())
+                             measurement=measurement, verdict=verdict, options=MeasureOptions())
 
 
 def test_turned_copies_agree_only_with_the_same_status_and_a_close_angle():
