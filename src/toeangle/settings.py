@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     workers: int = Field(default=2, ge=1, description="Inference worker processes of the service")
     queue_size: int = Field(default=8, ge=0, description="Requests allowed to wait for a worker before 503")
     request_timeout_s: float = Field(default=20.0, gt=0, description="Per-request time limit for inference")
+    body_timeout_s: float = Field(default=60.0, gt=0, description="Time limit for receiving a request body (408 after)")
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Comma-separated bearer tokens; empty = open")
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Comma-separated origins allowed by CORS")
     host: str = Field(default="127.0.0.1", description="Address `toeangle serve` binds")

@@ -11,14 +11,18 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import CorruptImageError, ImageTooLargeError, LandmarkError, ToeangleError, UnsupportedImageError
+from .uploads import DRAIN_FACTOR, MULTIPART_OVERHEAD, drain
 from .workers import NotReady, Overloaded, TimedOut
 
 PROBLEM_JSON = "application/problem+json"
+CLIENT_CLOSED_REQUEST = 499
+REFUSAL_DRAIN_S = 5.0
+"""At most this long is spent reading and dropping the body of a refused request."""
 log = logging.getLogger("toeangle.service")
 
 
@@ -46,6 +50,18 @@ class ServiceProblem(Exception):
         self.errors = errors
 
 
+class Refusal(ServiceProblem):
+    """A problem found before the body is read (no key, no place, a declared size over the limit).
+
+    The body is read and dropped first (up to a bound of bytes and seconds): a client still sending
+    when the connection closes may get a reset instead of the answer.
+    """
+
+
+class ClientGone(Exception):
+    """The client closed the connection before its request was read: nobody to answer."""
+
+
 # The core's errors -> (status, slug, title). The most specific class wins (checked in order).
 CORE_ERRORS: tuple[tuple[type[ToeangleError], int, str, str], ...] = (
     (UnsupportedImageError, 415, "unsupported-image", "Not an image in an accepted format"),
@@ -64,6 +80,17 @@ def problem_response(request: Request, status: int, slug: str, title: str, detai
                         media_type=PROBLEM_JSON)
 
 
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` entries of a route's problems."""
+    titles = {401: "Missing or wrong API key", 408: "The request body did not arrive in time", 413: "Upload or image too large",
+              415: "Not an image (by its bytes), or the body is not multipart/form-data",
+              422: "Corrupt image, missing or invalid fields, or unusable landmarks",
+              503: "Busy (queue full; see Retry-After) or not ready", 504: "The time limit passed"}
+    return {code: {"description": titles[code], "model": Problem,
+                   "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+            for code in codes}
+
+
 def _clean_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Field errors without the input values (which could be large, or a photo)."""
     return [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
@@ -75,6 +102,23 @@ def install(app: FastAPI) -> None:
     async def _service(request: Request, exc: ServiceProblem):
         return problem_response(request, exc.status, exc.slug, exc.title, exc.detail, exc.headers, exc.errors)
 
+    @app.exception_handler(Refusal)
+    async def _refusal(request: Request, exc: Refusal):
+        settings = request.app.state.settings
+        cap = (settings.max_upload_bytes + MULTIPART_OVERHEAD) * DRAIN_FACTOR
+        headers = exc.headers
+        if not await drain(request, cap, min(settings.body_timeout_s, REFUSAL_DRAIN_S)):
+            headers = {**headers, "Connection": "close"}
+        return problem_response(request, exc.status, exc.slug, exc.title, exc.detail, headers, exc.errors)
+
+    @app.exception_handler(ClientGone)
+    async def _client_gone(request: Request, exc: ClientGone):
+        # Not an error of the service, so not a 5xx: 499 (nginx's "client closed request"), which
+        # nobody receives but the access log and the metrics count.
+        log.info("client disconnected", extra={"request_id": getattr(request.state, "request_id", None),
+                                               "detail": str(exc)})
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
+
     @app.exception_handler(ToeangleError)
     async def _core(request: Request, exc: ToeangleError):
         for kind, status, slug, title in CORE_ERRORS:
@@ -82,17 +126,14 @@ def install(app: FastAPI) -> None:
                 return problem_response(request, status, slug, title, str(exc))
         raise AssertionError("unreachable: ToeangleError is in CORE_ERRORS")
 
-    @app.exception_handler(RequestValidationError)
-    async def _request_validation(request: Request, exc: RequestValidationError):
+    async def _validation(request: Request, exc: RequestValidationError | ValidationError):
         errors = _clean_errors(list(exc.errors()))
         return problem_response(request, 422, "invalid-request", "Invalid request",
                                 "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors), errors=errors)
 
-    @app.exception_handler(ValidationError)
-    async def _validation(request: Request, exc: ValidationError):
-        errors = _clean_errors(list(exc.errors()))
-        return problem_response(request, 422, "invalid-request", "Invalid request",
-                                "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors), errors=errors)
+    # FastAPI's (the request did not fit the route) and pydantic's (a strict re-validation) alike
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(ValidationError, _validation)
 
     @app.exception_handler(Overloaded)
     async def _overloaded(request: Request, exc: Overloaded):

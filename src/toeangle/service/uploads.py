@@ -1,20 +1,21 @@
-"""Request bodies held in memory only: a size-limiting ASGI middleware and a multipart parser.
+"""Request bodies held in memory only: draining refused bodies, and a multipart parser.
 
 Starlette's own form parser spools file parts over 1 MB to a temporary file on disk, and a
 photo of a body is health data that must never touch the disk; it also reads bodies of any
-size. So the body is read here, counting bytes as they arrive (Content-Length is checked
-first but not trusted), and multipart is parsed from memory with python-multipart's
-streaming parser.
+size. So the body is read by deps.read_body, counting bytes as they arrive (Content-Length
+is checked first but not trusted), and multipart is parsed from memory here with
+python-multipart's streaming parser.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect
 
 MULTIPART_OVERHEAD = 64 * 1024
 """Room for the form's other fields and part headers on top of the photo's size limit."""
@@ -24,87 +25,25 @@ DRAIN_FACTOR = 4
 gets the 413 instead of a connection reset; beyond that the connection is closed."""
 
 
-class BodyLimit:
-    """Pure ASGI middleware: reads each request body into memory, refusing it past ``limit`` bytes with a 413."""
-
-    def __init__(self, app, limit: int, problem_body):
-        self.app = app
-        self.limit = limit
-        self.problem_body = problem_body  # (scope, detail) -> bytes of a problem+json document
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
-            return await self.app(scope, receive, send)
-        declared = _content_length(scope)
-        if declared is not None and declared > self.limit * DRAIN_FACTOR:
-            return await self._refuse(scope, send, f"the request body is {declared:,} bytes; the limit is {self.limit:,}")
-        chunks, size, disconnected = [], 0, False
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                disconnected = True
-                break
-            body = message.get("body", b"")
-            size += len(body)
-            if size <= self.limit:
-                chunks.append(body)
-            else:
-                chunks = []  # keep nothing of an oversized photo
-                if size > self.limit * DRAIN_FACTOR:
-                    break
-            if not message.get("more_body", False):
-                break
-        if size > self.limit:
-            if disconnected:
-                return
-            return await self._refuse(scope, send, f"the request body is over the limit of {self.limit:,} bytes")
-        whole = b"".join(chunks)
-        del chunks
-        replayed = False
-
-        async def replay():
-            nonlocal replayed
-            if not replayed and not disconnected:
-                replayed = True
-                return {"type": "http.request", "body": whole, "more_body": False}
-            return await receive() if not disconnected else {"type": "http.disconnect"}
-
-        await self.app(scope, replay, send)
-
-    async def _refuse(self, scope, send, detail: str) -> None:
-        body = self.problem_body(scope, detail)
-        headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode()),
-                   (b"connection", b"close")]
-        request_id = scope.get("state", {}).get("request_id")
-        if request_id:
-            headers.append((b"x-request-id", request_id.encode()))
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-
-async def drain(scope, receive, cap: int) -> bool:
-    """Read and drop a request body (up to ``cap`` bytes) before answering without it; False if the client left."""
-    declared = _content_length(scope)
+async def drain(request, cap: int, timeout_s: float) -> bool:
+    """Read and drop a request body (up to ``cap`` bytes, for at most ``timeout_s``) before answering
+    without it; False when some of it is left unread (the connection should then be closed)."""
+    declared = content_length(request.scope)
     if declared is not None and declared > cap:
-        return True
+        return False
     size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return False
-        size += len(message.get("body", b""))
-        if not message.get("more_body", False) or size > cap:
-            return True
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > cap:
+                    return False
+    except (TimeoutError, ClientDisconnect):
+        return False
+    return True
 
 
-async def send_problem(scope, send, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-    raw = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]
-    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
-
-
-def _content_length(scope) -> int | None:
+def content_length(scope) -> int | None:
     for name, value in scope.get("headers", ()):
         if name == b"content-length":
             try:
@@ -112,14 +51,6 @@ def _content_length(scope) -> int | None:
             except ValueError:
                 return None
     return None
-
-
-def problem_bytes(status: int, slug: str, title: str, detail: str, instance: str, request_id: str | None) -> bytes:
-    body = {"type": f"urn:toeangle:problem:{slug}", "title": title, "status": status, "detail": detail,
-            "instance": instance}
-    if request_id:
-        body["request_id"] = request_id
-    return json.dumps(body).encode()
 
 
 @dataclass

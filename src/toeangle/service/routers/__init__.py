@@ -1,0 +1,1 @@
+"""One router per resource: measurements, reference data, operations (health) and the web page."""
