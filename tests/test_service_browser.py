@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import httpx
@@ -98,11 +99,19 @@ def no_overflow(page) -> None:
 def axe_violations(page) -> list[dict]:
     if not AXE.exists():
         pytest.skip("no axe-core: `make test` installs it with npm (package.json)")
-    # evaluate() runs as the debugger does, outside the page's Content-Security-Policy
-    page.evaluate("(source) => { (0, eval)(source); }", AXE.read_text(encoding="utf-8"))
+    # evaluated as the debugger does, outside the page's Content-Security-Policy (which forbids eval)
+    page.evaluate(AXE.read_text(encoding="utf-8"))
     result = page.evaluate("(tags) => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_AA)
     return [{"id": v["id"], "help": v["help"], "nodes": [n["target"] for n in v["nodes"]]}
             for v in result["violations"]]
+
+
+def wait_until(page, expression: str, timeout_s: float = 10) -> None:
+    """Poll a JS expression from here: wait_for_function would eval it in the page, which the CSP forbids."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"not true within {timeout_s} s: {expression}"
+        page.wait_for_timeout(50)
 
 
 def choose(page, path: Path) -> None:
@@ -147,7 +156,7 @@ def rescored(page, action) -> tuple[dict, dict]:
     """Run ``action`` and wait for the page's (debounced) from-landmarks call; returns (request, answer)."""
     with page.expect_response(lambda r: r.url.endswith("/v1/measurements/from-landmarks")) as response:
         action()
-    page.wait_for_function("!document.getElementById('status').textContent.startsWith('Measuring')")
+    wait_until(page, "!document.getElementById('status').textContent.startsWith('Measuring')")
     return response.value.request.post_data_json, response.value.json()
 
 
@@ -168,8 +177,7 @@ def test_measure_drag_a_point_by_touch_and_match_the_api(phone, server, shots):
     page.screenshot(path=str(shots / "phone-1-start.png"), full_page=True)
     first = measure(page, SAMPLES / "restricted_right_leg.jpg")
     assert first["status"] == "ok" and first.get("overlay_png_base64") is None  # the page draws the points itself
-    page.wait_for_function("Math.abs(document.getElementById('result').getBoundingClientRect().top) < 20",
-                           timeout=5000)  # scrolled to the result
+    wait_until(page, "Math.abs(document.getElementById('result').getBoundingClientRect().top) < 20")  # scrolled
     before = shown_angle(page)
     assert before == pytest.approx(first["measurement"]["angle_deg"], abs=0.05)
     assert page.locator("#verdict").text_content() == first["verdict"]["label"]
@@ -287,7 +295,7 @@ def test_no_horizontal_overflow_on_small_phones(browser, server, width):
     context, page, errors = _open(browser, server, {**PHONE, "viewport": {"width": width, "height": 800}})
     no_overflow(page)
     measure(page, SAMPLES / "restricted_left_leg.jpg")
-    page.wait_for_function("document.getElementById('editor').width > 0")
+    wait_until(page, "document.getElementById('editor').width > 0")
     no_overflow(page)
     box = page.locator("#go").bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= width

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from ..decode import DecodedImage
-from ..schema import Detection, Landmarks, Point, Quality
+from ..schema import Detection, Landmarks, Point, Quality, Reason
 from .base import to_original
 
 HUE_RANGE = (35, 90)
@@ -104,7 +104,8 @@ class MarkerDetector:
         if len(blobs) not in ORDER_NAMES:
             return Detection(
                 landmarks=Landmarks(), detector=self.name,
-                quality=Quality.refuse(f"skin markers: found {len(blobs)} green stickers, need 3 or 4"),
+                quality=Quality.refuse(Reason("markers_not_found",
+                                              f"skin markers: found {len(blobs)} green stickers, need 3 or 4")),
             )
         ordered = _order_along_foot(np.array([(b[0], b[1]) for b in blobs]))
         confidence = {(b[0], b[1]): min(1.0, b[3]) for b in blobs}
