@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(operations.router)
     app.include_router(web.router)
     web.mount_files(app)
-    openapi.install(app)
+    openapi.install(app, schemas=measurements.BODY_SCHEMAS)
 
     registry = CollectorRegistry()
     registry.register(_PoolCollector(pool))

@@ -33,14 +33,18 @@ def refs(*names: str) -> dict[str, dict[str, str]]:
     return {name: {"$ref": f"#/components/headers/{name}"} for name in names}
 
 
-def install(app: FastAPI) -> None:
-    """Let app.openapi() add the headers to FastAPI's document (built once, then cached as FastAPI does)."""
+def install(app: FastAPI, schemas: dict[str, dict[str, Any]]) -> None:
+    """Let app.openapi() add the headers and ``schemas`` (components FastAPI does not see) to its document.
+
+    Built once, then cached, as FastAPI does.
+    """
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = build()
-            document.setdefault("components", {})["headers"] = HEADERS
+            document["components"]["schemas"].update(schemas)
+            document["components"]["headers"] = HEADERS
             for operation in (op for path in document["paths"].values() for op in path.values()):
                 for status, response in operation["responses"].items():
                     response["headers"] = {**refs("X-Request-ID", *BY_STATUS.get(status, ())),

@@ -44,7 +44,11 @@ class MeasurementResponse(MeasurementResult):
 
 
 class FromLandmarks(BaseModel):
-    """Landmarks the app has (e.g. corrected by the user), in pixels of the original upright photo."""
+    """Landmarks the app has (e.g. corrected by the user), in pixels of the original upright photo.
+
+    The answer has an `uncertainty_deg` only when the points carry `sigma_px`: send back each point's
+    `sigma_px` from the photo's answer (a point placed by hand has none to send; then it is null).
+    """
 
     model_config = {"extra": "forbid", "json_schema_extra": {"examples": [{
         "landmarks": {"heel": {"x": 412, "y": 880}, "first_metatarsal": {"x": 905, "y": 700},
@@ -85,10 +89,10 @@ def _example_response() -> dict[str, Any]:
 
 EXAMPLE_RESPONSE = _example_response()
 
-FROM_LANDMARKS_SCHEMA = FromLandmarks.model_json_schema(ref_template="#/components/schemas/{model}")
-"""Written out because the body is read by a dependency, not by FastAPI; the models it refers to
-(Landmarks, Point, ...) are components already, as parts of the answer."""
-del FROM_LANDMARKS_SCHEMA["$defs"]
+BODY_SCHEMAS = {"FromLandmarks": FromLandmarks.model_json_schema(ref_template="#/components/schemas/{model}")}
+"""Components written out because the body is read by a dependency, not by FastAPI; the models they
+refer to (Landmarks, Point, ...) are components already, as parts of the answer."""
+del BODY_SCHEMAS["FromLandmarks"]["$defs"]
 
 PHOTO_FORM = {
     "type": "object",
@@ -237,9 +241,11 @@ async def overlay(request: Request, body: PhotoBodyDep, settings: SettingsDep, p
 @router.post("/from-landmarks", operation_id="measurements-from-landmarks", response_model=MeasurementResponse,
              summary="Measure given landmarks",
              description="The same measurement from points alone (e.g. the app's corrected landmarks); no image. "
-                         "Points that cannot be measured (missing, coincident) are a 422 problem.",
+                         "Points that cannot be measured (missing, coincident) are a 422 problem. Send back the "
+                         "photo's `view_correction` and each point's `sigma_px` to get the corrected angle and its "
+                         "`uncertainty_deg` (null without sigmas).",
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                 "schema": FROM_LANDMARKS_SCHEMA}}}},
+                 "schema": {"$ref": "#/components/schemas/FromLandmarks"}}}}},
              responses={200: {"content": {"application/json": {"example": EXAMPLE_RESPONSE}}},
                         **problem_responses(401, 408, 413, 422, 503)})
 async def from_landmarks(request: Request, raw: LandmarksBodyDep, measurer: PointsMeasurerDep):
