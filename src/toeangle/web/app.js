@@ -110,6 +110,7 @@ function choose(file) {
   state.file = file;
   clearResult();
   $("go").disabled = false;
+  $("form").classList.add("has-photo");  // Measure now stays under the thumb
   const kb = file.size / 1024;
   text("drop-text", `Photo chosen (${kb.toFixed(kb < 10 ? 1 : 0)} kB).`);
   const preview = $("preview");
@@ -121,6 +122,7 @@ function choose(file) {
 
 function clearResult() {
   clearTimeout(state.timer);
+  state.timer = null;
   Object.assign(state, { answer: null, model: null, points: null, viewCorrection: null, undo: [], placing: null,
                          drag: null, picture: null, size: null, historyId: null, placed: false });
   state.sequence += 1;
@@ -226,8 +228,10 @@ function pointsOf(landmarks) {
 function changed() {
   drawEditor();
   updateTools();
-  clearTimeout(state.timer);
-  if (scoreable()) state.timer = setTimeout(rescore, RESCORE_MS);
+  // at most one call per RESCORE_MS while a finger moves, and always one with the last position
+  if (scoreable() && !state.timer) {
+    state.timer = setTimeout(() => { state.timer = null; rescore(); }, RESCORE_MS);
+  }
 }
 
 async function rescore() {
@@ -269,6 +273,7 @@ function showAnswer(body) {
   const reasons = $("reasons");
   if (body.status !== "ok") {
     text("angle", "No angle");
+    $("live").hidden = true;
     text("plusminus", "");
     text("source", "");
     const verdict = $("verdict");
@@ -293,6 +298,8 @@ function showAnswer(body) {
   if (state.answer.status === "ok") reasons.innerHTML = "";  // a refused photo's reasons stay beside its points
   const m = body.measurement, v = body.verdict, r = body.routine;
   text("angle", fmt(m.angle_deg) + "\u00b0");
+  text("live", fmt(m.angle_deg) + "\u00b0");  // in sight while a finger drags on a phone
+  $("live").hidden = false;
   text("plusminus", m.uncertainty_deg != null ? `\u00b1 ${m.uncertainty_deg.toFixed(1)}\u00b0` : "");
   const verdict = $("verdict");
   verdict.textContent = v.label;
@@ -333,7 +340,7 @@ function explain(body) {
   rows.push(["Angle", fmt(m.angle_deg) + "\u00b0" + (m.view_correction ? " = lines + view correction" : "")]);
   rows.push(["\u00b1", m.uncertainty_deg != null ? `${m.uncertainty_deg.toFixed(1)}\u00b0 covers about 90% of errors`
     : "not known for these points"]);
-  rows.push(["Points from", body.detector === "manual" ? "your points" : `the ${body.detector} detector`]);
+  rows.push(["Points from", atModel() ? `the model (${state.answer.detector})` : "you"]);
   text("source", atModel() ? "From the points the model found: drag any that is off."
     : "From the points as you placed them.");
   rows.push(["Toe axis ends at", TITLES[m.phalanx_point].toLowerCase()]);
@@ -356,7 +363,7 @@ function drawEditor() {
   if (!state.size) return;
   // the whole photo in view: as wide as the card, but no taller than most of the window
   const aspect = state.size.height / state.size.width;
-  const width = Math.min(canvas.parentElement.clientWidth, window.innerHeight * 0.8 / aspect);
+  const width = Math.min(canvas.closest("figure").clientWidth, window.innerHeight * 0.8 / aspect);
   const ratio = window.devicePixelRatio || 1;
   const height = width * aspect;
   canvas.style.width = width + "px";
@@ -603,6 +610,7 @@ function startPlacing() {
   if (scoreable()) state.undo.push(copyPoints(state.points));
   state.points = {};
   state.placing = { step: 0, cursor: { x: state.size.width / 2, y: state.size.height / 2 } };
+  $("live").hidden = true;
   $("placing").hidden = false;
   showStep();
   drawEditor();
@@ -724,10 +732,15 @@ function chart(foot, entries) {
   box.append(svg);
   const note = document.createElement("p");
   note.className = "hint";
-  note.textContent = `Latest ${fmt(last.angle_deg)}\u00b0 (${last.protocol.replace(/_/g, " ")}).`
+  note.textContent = `Latest ${fmt(last.angle_deg)}\u00b0 (${protocolTitle(last.protocol)}).`
     + (normals.length ? " Dashed: the normal minimum." : "");
   box.append(note);
   return box;
+}
+
+function protocolTitle(protocol) {
+  const option = [...$("protocol").options].find((o) => o.value === protocol);
+  return option ? option.textContent.replace(/ \(.*\)$/, "").toLowerCase() : protocol.replace(/_/g, " ");
 }
 
 function normalFor(protocol) {
