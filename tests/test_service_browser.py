@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -49,7 +50,9 @@ def shots(tmp_path_factory) -> Path:
     return folder
 
 
-def _open(browser, server, size: dict):
+@contextmanager
+def opened(browser, server, size: dict):
+    """The page in a fresh browser context of ``size``; fails on any script error, CSP violation or failed GET."""
     context = browser.new_context(**size)
     page = context.new_page()
     errors: list[str] = []
@@ -61,32 +64,28 @@ def _open(browser, server, size: dict):
             and r.status >= 400 else None)
     page.goto(server.url + "/")
     page.wait_for_selector("#protocol option[value=heel_raise]", state="attached")  # loaded from /v1/protocols
-    return context, page, errors
+    yield page
+    context.close()
+    assert not errors, errors
 
 
 @pytest.fixture(params=["phone", "desktop"])
 def sized(request, browser, server):
-    """(name, page) at phone and at desktop size; fails on any script error or CSP violation."""
-    context, page, errors = _open(browser, server, PHONE if request.param == "phone" else DESKTOP)
-    yield request.param, page
-    context.close()
-    assert not errors, errors
+    """(name, page) at phone and at desktop size."""
+    with opened(browser, server, PHONE if request.param == "phone" else DESKTOP) as page:
+        yield request.param, page
 
 
 @pytest.fixture
 def phone(browser, server):
-    context, page, errors = _open(browser, server, PHONE)
-    yield page
-    context.close()
-    assert not errors, errors
+    with opened(browser, server, PHONE) as page:
+        yield page
 
 
 @pytest.fixture
 def desktop(browser, server):
-    context, page, errors = _open(browser, server, DESKTOP)
-    yield page
-    context.close()
-    assert not errors, errors
+    with opened(browser, server, DESKTOP) as page:
+        yield page
 
 
 # ---- helpers ----------------------------------------------------------------------------
@@ -324,15 +323,13 @@ def test_keyboard_pick_nudge_and_undo(desktop, server, shots):
 
 @pytest.mark.parametrize("width", [360, 430])
 def test_no_horizontal_overflow_on_small_phones(browser, server, width):
-    context, page, errors = _open(browser, server, {**PHONE, "viewport": {"width": width, "height": 800}})
-    no_overflow(page)
-    measure(page, SAMPLES / "restricted_left_leg.jpg")
-    wait_until(page, "document.getElementById('editor').width > 0")
-    no_overflow(page)
-    box = page.locator("#go").bounding_box()
-    assert box["x"] >= 0 and box["x"] + box["width"] <= width
-    context.close()
-    assert not errors, errors
+    with opened(browser, server, {**PHONE, "viewport": {"width": width, "height": 800}}) as page:
+        no_overflow(page)
+        measure(page, SAMPLES / "restricted_left_leg.jpg")
+        wait_until(page, "document.getElementById('editor').width > 0")
+        no_overflow(page)
+        box = page.locator("#go").bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width
 
 
 def test_history_csv_and_clear(desktop, server, tmp_path):
