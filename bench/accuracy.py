@@ -9,7 +9,7 @@ with the photo's view correction (``from-landmarks``). Errors are against the 3D
 ground-truth angle of the contract (../shared/find/README.md); the landmark error of the
 model alone is also shown against the projected 2D truth.
 ``--calibrate`` renders the calibration seeds instead and prints the sigma scale that makes
-the uncertainty cover about 90% of errors (written to models/keypoints.json by hand).
+the uncertainty cover about 90% of errors (training/run_recipe.py writes it into the card).
 """
 
 from __future__ import annotations

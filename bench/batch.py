@@ -1,7 +1,7 @@
 """Batch throughput: photos/s for 1 worker and for all workers, and the cost against the single-photo path.
 
-Makes a folder of phone-sized photos (real photo backgrounds from ../shared/real-photos,
-upscaled, with green stickers drawn at known places for a known angle), adds the real
+Makes a folder of phone-sized photos (a real foot from ../shared/real-photos with green
+stickers drawn on it for a known angle, tests/conftest.py: stickers_at_angle), adds the real
 markerless photos and a few broken files, then measures:
 
 - the single-photo path's compute: ``Measurer.measure_photo`` in this process, after a
@@ -24,12 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-from conftest import REAL_PHOTOS, draw_stickers, jpeg_bytes, load_rgb, sticker_geometry  # noqa: E402
+from conftest import REAL_PHOTOS, jpeg_bytes, stickers_at_angle  # noqa: E402
 
 from toeangle.batch import BatchConfig, run_batch  # noqa: E402
 from toeangle.batch.writers import read_rows  # noqa: E402
@@ -40,18 +39,14 @@ from toeangle.settings import Settings  # noqa: E402
 def make_photos(folder: Path, count: int, side: int, seed: int = 5) -> dict[str, float]:
     """``count`` sticker photos with a longest side of ``side`` px; returns {path: true angle}."""
     rng = np.random.default_rng(seed)
-    backgrounds = [load_rgb(p) for p in REAL_PHOTOS]
     truth = {}
     for i in range(count):
-        rgb = backgrounds[i % len(backgrounds)]
-        factor = side / max(rgb.shape[:2])
-        big = cv2.resize(rgb, None, fx=factor, fy=factor, interpolation=cv2.INTER_LINEAR)
         angle = float(rng.uniform(5, 90))
-        points = sticker_geometry(angle, rng, big.shape[1], big.shape[0])
+        big, _ = stickers_at_angle(angle, long_side=side)
         sub = folder / f"visit{i % 4}"
         sub.mkdir(parents=True, exist_ok=True)
         path = sub / f"subject{i % 25:02d}_2026-{1 + i % 12:02d}-{1 + i % 28:02d}_{i:04d}.jpg"
-        path.write_bytes(jpeg_bytes(draw_stickers(big, points, 7.0 * factor), quality=90))
+        path.write_bytes(jpeg_bytes(big, quality=90))
         truth[str(path)] = angle
     extra = folder / "markerless"
     extra.mkdir(exist_ok=True)

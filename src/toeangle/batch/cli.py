@@ -25,6 +25,19 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def byte_size(text: str) -> int:
+    """'5000000', '200M', '2G' -> bytes (powers of 1024)."""
+    units = {"K": 2**10, "M": 2**20, "G": 2**30}
+    number, unit = (text[:-1], units[text[-1].upper()]) if text[-1:].upper() in units else (text, 1)
+    try:
+        size = round(float(number) * unit)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (bytes, or a number with K, M or G)") from None
+    if size < 1:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (at least 1 byte)")
+    return size
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("batch", help="score many photos into a CSV or JSONL file (see docs/batch.md)",
                        description="Score folders (recursive), globs and files of photos, one row per photo.",
@@ -53,6 +66,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--detector", choices=get_args(detector), help="landmark source (default: TOEANGLE_DETECTOR)")
     p.add_argument("--decode-max-side", type=int, metavar="PX",
                    help="decode photos at most this large (default: TOEANGLE_DECODE_MAX_SIDE)")
+    p.add_argument("--max-file-size", type=byte_size, metavar="SIZE",
+                   help="larger files get an error row, unread: bytes, or with K, M, G "
+                        "(default: TOEANGLE_BATCH_MAX_FILE_BYTES, 100M)")
     shown = p.add_mutually_exclusive_group()
     shown.add_argument("--progress", dest="progress", action="store_true", default=None,
                        help="always show the progress bar (default: only on a terminal)")
@@ -69,8 +85,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     if args.resume and args.overwrite:
         print("toeangle batch: error: --resume and --overwrite exclude each other", file=sys.stderr)
         return 2
-    overrides = tuple((k, v) for k, v in (("detector", args.detector), ("decode_max_side", args.decode_max_side))
-                      if v is not None)
+    overrides = tuple((k, v) for k, v in (("detector", args.detector), ("decode_max_side", args.decode_max_side),
+                                          ("batch_max_file_bytes", args.max_file_size)) if v is not None)
     config = BatchConfig(
         inputs=tuple(args.paths), out=args.out, options=MeasureOptions(protocol=args.protocol),
         workers=args.workers, engine=args.engine, scheduler=args.scheduler, overlays=args.overlays,

@@ -27,7 +27,7 @@ from ..overlay import draw_overlay
 from ..pipeline import Measurer
 from ..schema import MeasureOptions
 from ..settings import Settings
-from .discover import Photo
+from .discover import FileRefused, Photo, read_file
 from .rows import Row
 
 
@@ -65,11 +65,9 @@ def score(measurer: Measurer, job: Job, photo: Photo) -> Row:
         return Row.failed(photo.path, photo.size, photo.mtime_ns, protocol, photo.problem)
     started, cpu = time.perf_counter(), time.process_time()
     try:
-        with open(photo.read_from or photo.path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        return Row.failed(photo.path, photo.size, photo.mtime_ns, protocol,
-                          f"cannot read the file: {exc.strerror or exc}")
+        data = read_file(photo.read_from or photo.path, measurer.settings.batch_max_file_bytes)
+    except FileRefused as exc:
+        return Row.failed(photo.path, photo.size, photo.mtime_ns, protocol, str(exc))
     if not data:
         return Row.failed(photo.path, photo.size, photo.mtime_ns, protocol, "empty file")
     try:
@@ -198,6 +196,8 @@ class LocalEngine:
                     except BrokenProcessPool:
                         broken = True
                         suspects.extend(batch)
+                    except Exception:  # the batch failed as a whole (its rows could not come back): one by one
+                        yield from self._retry_alone(batch)
                 if broken:
                     for batch in inflight.values():
                         suspects.extend(batch)
@@ -219,6 +219,9 @@ class LocalEngine:
                 except BrokenProcessPool:
                     yield Row.failed(photo.path, photo.size, photo.mtime_ns, self.job.options.protocol,
                                      "the worker process died while scoring this photo")
+                except Exception as exc:
+                    yield Row.failed(photo.path, photo.size, photo.mtime_ns, self.job.options.protocol,
+                                     f"the worker failed on this photo: {type(exc).__name__}: {exc}")
 
 
 # -- Dask --------------------------------------------------------------------------------

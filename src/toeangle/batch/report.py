@@ -333,5 +333,5 @@ def write_report(results: Path, out: Path, subjects: Path | None = None, max_pho
                         title=f"toeangle batch report: {results.name}")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
+    tmp.write_text(page, encoding="utf-8", errors="replace")  # a file name that is not UTF-8 shows as "?"
     os.replace(tmp, out)

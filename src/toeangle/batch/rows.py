@@ -8,6 +8,7 @@ the protocol it was scored for.
 from __future__ import annotations
 
 import json
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -36,8 +37,25 @@ _INT = {"grade", "width", "height", "size", "mtime_ns"}
 _FLOAT = {"angle_deg", "uncertainty_deg", "angle_2d_deg", "view_correction_deg", "normal_min_deg", "ms", "cpu_ms"}
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""A spreadsheet reads a cell starting with one of these as a formula (OWASP, CSV injection)."""
+_TEXT_COLUMNS = frozenset(CSV_COLUMNS) - _INT - _FLOAT - frozenset(LANDMARK_COLUMNS)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def defuse(cell: str) -> str:
+    """A text cell a spreadsheet shows as text: a leading ``'`` before a formula start (and before
+    a leading ``'``, so that ``restore`` is exact)."""
+    return "'" + cell if cell.startswith((*FORMULA_STARTS, "'")) else cell
+
+
+def restore(cell: str) -> str:
+    """The text ``defuse`` was given."""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith((*FORMULA_STARTS, "'")) else cell
 
 
 class Row(BaseModel):
@@ -137,7 +155,8 @@ class Row(BaseModel):
             flat[f"{name}_y"] = None if p is None else p.y
             flat[f"{name}_conf"] = None if p is None else p.confidence
             flat[f"{name}_sigma"] = None if p is None else p.sigma_px
-        return ["" if flat[c] is None else str(flat[c]) for c in CSV_COLUMNS]
+        cells = ["" if flat[c] is None else str(flat[c]) for c in CSV_COLUMNS]
+        return [defuse(cell) if column in _TEXT_COLUMNS else cell for column, cell in zip(CSV_COLUMNS, cells)]
 
     @classmethod
     def from_csv(cls, record: dict[str, str]) -> Row:
@@ -146,6 +165,8 @@ class Row(BaseModel):
             if column in LANDMARK_COLUMNS:
                 continue
             text = record.get(column, "")
+            if column in _TEXT_COLUMNS:
+                text = restore(text)
             if column == "reasons":
                 values[column] = tuple(text.split(REASON_SEP)) if text else ()
             elif text == "":
@@ -170,8 +191,10 @@ class Row(BaseModel):
     def json_line(self) -> str:
         data = self.model_dump(mode="json")
         data["landmarks"] = self.landmarks.model_dump(mode="json", exclude_none=True)
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        # A file name that is not UTF-8 holds lone surrogates (os.fsdecode): escaped, the line stays UTF-8.
+        return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
     @classmethod
     def from_json(cls, line: str) -> Row:
-        return cls.model_validate_json(line)
+        return cls.model_validate(json.loads(line))  # pydantic's own JSON parser refuses lone surrogates

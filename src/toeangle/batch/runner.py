@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Literal
 
 from ..schema import MeasureOptions
-from .discover import Discovery, Photo, discover, input_root
+from ..settings import Settings
+from .discover import Discovery, Photo, discover, input_root, printable
 from .engines import DaskEngine, InProcessEngine, Job, LocalEngine
 from .rows import Row
 from .writers import ResultsFileError, RowWriter, file_format, finalize, read_rows, repair
@@ -92,7 +93,7 @@ class Summary:
             lines.append("Grade: " + ", ".join(f"{k}: {v}" for k, v in sorted(self.by_grade.items())))
         if self.failures:
             lines.append(f"Failures ({self.by_status['error']}):")
-            lines += [f"  {path}: {error}" for path, error in self.failures]
+            lines += [f"  {printable(path)}: {error}" for path, error in self.failures]
             if self.by_status["error"] > len(self.failures):
                 lines.append(f"  ... and {self.by_status['error'] - len(self.failures)} more (status=error rows)")
         if self.other_rows:
@@ -172,7 +173,7 @@ def run_batch(config: BatchConfig) -> Summary:
     with progress:
         looking = progress.add_task("finding photos", total=None)
         photos: list[Photo] = []
-        for photo in discover(config.inputs, found):
+        for photo in discover(config.inputs, found, Settings(**dict(config.settings)).batch_max_file_bytes):
             photos.append(photo)
             if len(photos) % 1000 == 0:
                 progress.update(looking, description=f"finding photos ({len(photos)})")

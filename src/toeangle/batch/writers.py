@@ -6,6 +6,10 @@ file is resumed). At the end of a complete run the file is rewritten sorted by p
 row per path (the latest wins), through a temporary file and an atomic rename: the final
 order is stable whatever the number of workers, and a crash during the rewrite leaves
 the unsorted file intact.
+
+File names are kept exactly: a name that is not UTF-8 is written as its own bytes in CSV
+(surrogateescape) and as ``\\udcXX`` escapes in JSONL (which stays UTF-8); text cells of
+the CSV that a spreadsheet would run as a formula start with a ``'`` (rows.defuse).
 """
 
 from __future__ import annotations
@@ -37,8 +41,21 @@ def file_format(path: Path) -> str:
         raise ResultsFileError(f"{path}: the results file must end in .csv or .jsonl") from None
 
 
-def _records(fh: io.BufferedReader) -> Iterator[tuple[int, bytes]]:
-    """(offset, bytes) of each complete record: a CSV record may span lines inside quotes.
+ENCODING, ERRORS = "utf-8", "surrogateescape"
+"""How results files are read and written: a file name's bytes go through unchanged."""
+_QUOTE_IF = frozenset(',"\r\n')
+
+
+def csv_line(cells: list[str] | tuple[str, ...]) -> str:
+    """One CSV record: a cell is quoted when it holds a comma, a quote or a line break (csv.writer
+    leaves a lone carriage return unquoted, and csv.reader then refuses the line)."""
+    return ",".join('"' + cell.replace('"', '""') + '"' if _QUOTE_IF.intersection(cell) else cell
+                    for cell in cells) + "\n"
+
+
+def _records(fh: io.BufferedReader, fmt: str) -> Iterator[tuple[int, bytes]]:
+    """(offset, bytes) of each complete record: one line of JSONL; a CSV record may span lines
+    inside quotes (a JSONL line may hold an escaped quote: it is no CSV quote).
 
     A last record without its newline (the process died mid-write) is not complete.
     """
@@ -48,14 +65,15 @@ def _records(fh: io.BufferedReader) -> Iterator[tuple[int, bytes]]:
             start = offset
         parts.append(line)
         offset += len(line)
-        quoted ^= line.count(b'"') % 2 == 1
+        if fmt == "csv":
+            quoted ^= line.count(b'"') % 2 == 1
         if not quoted and line.endswith(b"\n"):
             yield start, b"".join(parts)
             parts = []
 
 
 def _parse(fmt: str, record: bytes, header: list[str] | None) -> Row:
-    text = record.decode("utf-8")
+    text = record.decode(ENCODING, ERRORS)
     if fmt == "jsonl":
         return Row.from_json(text)
     values = next(csv.reader(io.StringIO(text)))
@@ -66,13 +84,13 @@ def _scan(path: Path) -> Iterator[tuple[int, bytes, Row | None]]:
     """Every complete record after the header, parsed (None when it does not parse)."""
     fmt = file_format(path)
     with open(path, "rb") as fh:
-        records = _records(fh)
+        records = _records(fh, fmt)
         header = None
         if fmt == "csv":
             first = next(records, None)
             if first is None:
                 return
-            header = next(csv.reader(io.StringIO(first[1].decode("utf-8"))))
+            header = next(csv.reader(io.StringIO(first[1].decode(ENCODING, ERRORS))))
             if tuple(header) != CSV_COLUMNS:
                 raise ResultsFileError(f"{path}: its columns are not the ones this version writes")
         for offset, record in records:
@@ -95,7 +113,7 @@ def repair(path: Path) -> None:
     """Cut off a half-written last record, so that appending starts on a fresh line."""
     end = 0
     with open(path, "rb") as fh:
-        for offset, record in _records(fh):
+        for offset, record in _records(fh, file_format(path)):
             end = offset + len(record)
     if end != path.stat().st_size:
         with open(path, "r+b") as fh:
@@ -110,18 +128,14 @@ class RowWriter:
         self.format = file_format(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fresh = not path.exists() or path.stat().st_size == 0
-        self._fh = open(path, "a", encoding="utf-8", newline="")
-        self._csv = csv.writer(self._fh, lineterminator="\n") if self.format == "csv" else None
-        if fresh and self._csv is not None:
-            self._csv.writerow(CSV_COLUMNS)
+        self._fh = open(path, "a", encoding=ENCODING, errors=ERRORS, newline="")
+        if fresh and self.format == "csv":
+            self._fh.write(csv_line(CSV_COLUMNS))
             self._fh.flush()
         self._synced = time.monotonic()
 
     def write(self, row: Row) -> None:
-        if self._csv is not None:
-            self._csv.writerow(row.csv_record())
-        else:
-            self._fh.write(row.json_line() + "\n")
+        self._fh.write(csv_line(row.csv_record()) if self.format == "csv" else row.json_line() + "\n")
         self._fh.flush()
         if time.monotonic() - self._synced > FSYNC_EVERY_S:
             os.fsync(self._fh.fileno())
@@ -153,7 +167,7 @@ def finalize(path: Path) -> int:
     fmt = file_format(path)
     with open(path, "rb") as fh:
         if fmt == "csv":
-            first = next(_records(fh), None)
+            first = next(_records(fh, fmt), None)
             header = first[1] if first else b""
     for offset, record, row in _scan(path):
         if row is not None:
