@@ -22,6 +22,7 @@ Side = TypeAliasType("Side", Literal["left", "right"])
 
 REASON_CODES: dict[str, str] = {
     "no_foot": "no foot found in the photo",
+    "foot_unreliable": "no foot could be found reliably (the model reads the photo differently when it is turned)",
     "off_axis": "the view is too far from side-on (e.g. looking down at the foot)",
     "toe_cut_off": "the big toe or forefoot is cut off at the edge of the photo",
     "foot_too_small": "the foot is too small in the photo",
@@ -31,7 +32,8 @@ REASON_CODES: dict[str, str] = {
     "outer_side": "the outer side of the foot, where the big-toe joint is hidden",
     "heel_unsure": "the heel could not be placed reliably, so the angle's sign is unsure",
     "landmarks_uncertain": "the toe's landmarks are too uncertain",
-    "markers_not_found": "skin markers: not 3 or 4 green stickers",
+    "markers_not_found": "skin markers: not 3 or 4 green stickers of one size, placed like a foot's",
+    "markers_off_foot": "skin markers: the green stickers are not on a foot",
     "unusable_landmarks": "the landmarks found cannot be measured (missing, coincident, heel on the axis)",
 }
 """Why a photo is refused: a stable code (for apps, to localise) and what it means. The texts beside
