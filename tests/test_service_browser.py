@@ -276,6 +276,15 @@ def test_refused_photo_place_the_points_yourself(sized, server, shots):
     no_overflow(page)
     assert axe_violations(page) == []
     page.screenshot(path=str(shots / f"{name}-5-placed.png"), full_page=True)
+    # undo takes back the last point placed; placing it again measures again
+    page.click("#undo")
+    assert page.is_visible("#placing") and "4 of 4" in page.text_content("#place-step")
+    assert page.text_content("#verdict") == "This photo cannot be measured"
+    x, y = to_screen(page, *truth["landmarks"]["hallux_ip"], first["image"])
+    again, _ = rescored(page, lambda: page.touchscreen.tap(x, y) if name == "phone" else page.mouse.click(x, y))
+    for landmark in names:
+        assert again["landmarks"][landmark] == pytest.approx(request["landmarks"][landmark], abs=2)
+    assert shown_angle(page) == pytest.approx(api_angle(server, again), abs=0.05)
 
 
 def test_keyboard_pick_nudge_and_undo(desktop, server, shots):

@@ -587,7 +587,18 @@ function undo() {
     return;
   }
   if (!state.undo.length) return;
-  state.points = state.undo.pop();
+  const entry = state.undo.pop();
+  if (entry.placingLast) {  // back into placing, before its last point
+    Object.assign(state, { points: entry.points, placed: false, placing: { step: STEPS.length - 1, cursor: entry.cursor } });
+    if (state.answer.status !== "ok") showAnswer(state.answer);
+    $("live").hidden = true;
+    $("placing").hidden = false;
+    showStep();
+    drawEditor();
+    updateTools();
+    return;
+  }
+  state.points = entry;
   if (state.placing) {
     state.placing = null;
     $("placing").hidden = true;
@@ -641,6 +652,9 @@ function place() {
     drawEditor();
     return;
   }
+  const before = copyPoints(state.points);
+  delete before[name];
+  state.undo.push({ placingLast: true, points: before, cursor: { ...placing.cursor } });  // undo: place it again
   state.placing = null;
   state.placed = true;
   $("placing").hidden = true;
