@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup lock run test chromium bench train samples egl clean
+.PHONY: setup lock run test chromium axe bench train samples egl clean
 
 setup: $(VENV)/.installed
 
@@ -32,7 +32,7 @@ lock:
 run: setup
 	$(BIN)/toeangle serve
 
-test: setup chromium egl $(VENV)/.train
+test: setup chromium axe egl $(VENV)/.train
 	$(BIN)/python -m pytest -q
 
 # Debian's chromium for the browser test (tests/test_service_browser.py); skipped where apt-get is missing.
@@ -40,6 +40,13 @@ chromium:
 	@test -x /usr/bin/chromium || ! command -v apt-get >/dev/null || \
 		(apt-get update -q && apt-get install -y -q chromium) || \
 		echo "chromium could not be installed (not root?): the browser test will be skipped"
+
+# axe-core (npm, pinned in package-lock.json) for the browser test's accessibility check; skipped without npm.
+axe: node_modules/axe-core/axe.min.js
+
+node_modules/axe-core/axe.min.js: package.json package-lock.json
+	@! command -v npm >/dev/null || npm ci --no-audit --no-fund --loglevel=error
+	@test ! -e $@ || touch $@
 
 # Headless OpenGL for rendering feet (training data, benchmark, samples).
 egl:
@@ -77,4 +84,4 @@ train: egl $(VENV)/.train
 	$(BIN)/python training/run_recipe.py --data $(DATA) --models $(DATA)/models
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis node_modules

@@ -98,6 +98,7 @@ def test_too_few_stickers_is_unmeasurable_with_the_count(detector, count):
     detection = detector.detect(decode_image(jpeg_bytes(rgb)))
     assert detection.quality.status == "unmeasurable"
     assert f"found {count} green" in detection.quality.reasons[0]
+    assert detection.quality.reason_codes == ("markers_not_found",)
 
 
 def test_green_clutter_of_other_sizes_and_shapes_is_ignored(detector):

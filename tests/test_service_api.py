@@ -10,6 +10,7 @@ import struct
 import threading
 import time
 import zlib
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -18,11 +19,13 @@ from PIL import Image
 
 from toeangle.clinical import load_rules
 from toeangle.pipeline import Measurer
-from toeangle.schema import Landmarks, MeasureOptions
+from toeangle.schema import REASON_CODES, Landmarks, MeasureOptions, ViewCorrection
 
 from service_server import start_server
 
 PROBLEM = "application/problem+json"
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "samples"
 
 
 def post_photo(url: str, data: bytes, path: str = "/v1/measurements", filename: str = "photo.jpg",
@@ -84,7 +87,7 @@ def big_png(real_photos) -> bytes:
 def test_measures_a_marker_photo(server, marker_photo):
     data, truth = marker_photo
     response = post_photo(server.url, data, fields={"protocol": "passive_nwb", "side": "left",
-                                                    "other_foot_angle": "70"})
+                                                    "other_foot_angle_deg": "70"})
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "ok" and body["reasons"] == []
@@ -100,10 +103,35 @@ def test_measures_a_marker_photo(server, marker_photo):
     for name, (x, y) in truth.items():  # original-pixel coordinates, within a pixel of the drawn stickers
         point = body["landmarks"][name]
         assert abs(point["x"] - x) < 1.5 and abs(point["y"] - y) < 1.5
+        assert point["x"] == round(point["x"], 2) and point["y"] == round(point["y"], 2)  # 0.01 px
         assert 0 <= point["confidence"] <= 1
     assert {"decode_ms", "detect_ms", "worker_cpu_ms", "total_ms"} <= set(body["timings_ms"])
     assert len(body["request_id"]) == 32 and body["request_id"] == response.headers["x-request-id"]
     assert body["overlay_png_base64"] is None
+
+
+def test_the_old_form_name_of_the_other_foot_still_works(server, marker_photo):
+    """`other_foot_angle` was the form's name for the JSON's `other_foot_angle_deg`: read for one more release."""
+    data, _ = marker_photo
+    old = post_photo(server.url, data, fields={"other_foot_angle": "70"})
+    assert old.status_code == 200 and old.json()["options"]["other_foot_angle_deg"] == 70.0
+    both = post_photo(server.url, data, fields={"other_foot_angle": "70", "other_foot_angle_deg": "60"})
+    assert assert_problem(both, 422, "invalid-request")["errors"][0]["loc"] == ["body", "other_foot_angle"]
+
+
+def test_refusals_carry_stable_codes(server):
+    photo = SAMPLES / "refused" / "outer_side_left_closeup.jpg"
+    body = post_photo(server.url, photo.read_bytes()).json()
+    assert body["status"] == "unmeasurable"
+    assert body["reason_codes"] == ["outer_side"] and "outer side" in body["reasons"][0]
+    measured = post_photo(server.url, (SAMPLES / "normal_left_closeup.jpg").read_bytes()).json()
+    assert measured["status"] == "ok" and measured["reasons"] == measured["reason_codes"] == []
+
+
+def test_every_reason_code_is_documented():
+    documented = (REPO / "docs" / "service.md").read_text()
+    for code in REASON_CODES:
+        assert f"`{code}`" in documented, code
 
 
 def test_same_answer_as_the_core(server, marker_photo):
@@ -166,6 +194,22 @@ def test_from_landmarks_matches_the_core(server):
     assert got["verdict"]["protocol"] == "weight_bearing" and got["detector"] == "manual"
     assert got["image"] == {"width": 1600, "height": 1200, "format": None}
     assert got["request_id"] == response.headers["x-request-id"]
+    assert got["measurement"]["uncertainty_deg"] is None  # no sigmas sent: documented as null
+
+
+def test_from_landmarks_has_an_uncertainty_when_the_sigmas_come_back(server):
+    points = {"heel": [412, 880], "first_metatarsal": [905, 700], "first_mtp": [1240, 640], "hallux_ip": [1420, 520]}
+    sigmas = {"heel": None, "first_metatarsal": 2.0, "first_mtp": 1.5, "hallux_ip": 1.8}
+    body = {"landmarks": {k: {"x": x, "y": y, "sigma_px": sigmas[k]} for k, (x, y) in points.items()},
+            "view_correction": {"degrees": -3.0, "sigma_deg": 0.6, "moved_points_deg": -3.2, "moved_points_sigma_deg": 0.5}}
+    got = httpx.post(server.url + "/v1/measurements/from-landmarks", json=body).json()
+    local = Measurer().measure_landmarks(Landmarks.model_validate(body["landmarks"]),
+                                         view_correction=ViewCorrection.model_validate(body["view_correction"]))
+    assert got["measurement"]["uncertainty_deg"] == local.measurement.uncertainty_deg > 0
+    wider = {**body, "landmarks": {k: {**p, "sigma_px": p["sigma_px"] and 3 * p["sigma_px"]}
+                                   for k, p in body["landmarks"].items()}}
+    assert httpx.post(server.url + "/v1/measurements/from-landmarks",
+                      json=wider).json()["measurement"]["uncertainty_deg"] > got["measurement"]["uncertainty_deg"]
 
 
 def test_dragged_points_keep_the_photos_view_correction(server):
@@ -225,11 +269,51 @@ def test_openapi_is_versioned_and_has_examples(server):
     assert {"413", "415", "422", "503"} <= set(create["responses"])
 
 
+def test_openapi_shares_one_component_per_concept_and_declares_headers(server):
+    spec = httpx.get(server.url + "/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    assert schemas["Protocol"]["enum"] == ["passive_nwb", "active_nwb", "weight_bearing", "heel_raise"]
+    assert schemas["Side"]["enum"] == ["left", "right"] and set(schemas["ReasonCode"]["enum"]) == set(REASON_CODES)
+    text = json.dumps(spec)
+    assert '"enum": ["passive_nwb"' not in text.replace(json.dumps(schemas["Protocol"]), "")  # no second copy
+    form = spec["paths"]["/v1/measurements"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["properties"]["protocol"]["$ref"] == "#/components/schemas/Protocol"
+    assert form["properties"]["side"]["$ref"] == "#/components/schemas/Side"
+    assert form["properties"]["other_foot_angle"]["deprecated"] is True and "other_foot_angle_deg" in form["properties"]
+    assert schemas["ProtocolInfo"]["properties"]["name"]["$ref"] == "#/components/schemas/Protocol"
+    assert schemas["MeasureOptions"]["properties"]["protocol"]["$ref"] == "#/components/schemas/Protocol"
+    body = spec["paths"]["/v1/measurements/from-landmarks"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["$ref"] == "#/components/schemas/FromLandmarks"
+    assert set(spec["components"]["headers"]) >= {"X-Request-ID", "Retry-After", "X-Toeangle-Angle"}
+    for path in spec["paths"].values():
+        for operation in path.values():
+            for status, response in operation["responses"].items():
+                assert "X-Request-ID" in response["headers"], (operation["operationId"], status)
+                if status == "503":
+                    assert "Retry-After" in response["headers"]
+    picture = spec["paths"]["/v1/measurements/overlay"]["post"]["responses"]["200"]
+    assert set(picture["content"]) == {"image/png"} and "X-Toeangle-Verdict" in picture["headers"]
+
+
 def test_web_page_is_served(server):
     page = httpx.get(server.url + "/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert 'capture="environment"' in page.text
     assert httpx.get(server.url + "/web/app.js").status_code == 200
+    for response in (page, httpx.get(server.url + "/v1/protocols"), httpx.get(server.url + "/docs")):
+        policy = response.headers["content-security-policy"]
+        assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+        assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+        assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_swagger_ui_comes_from_the_package(server):
+    docs = httpx.get(server.url + "/docs")
+    assert docs.status_code == 200 and "http" not in docs.text.replace('name="viewport"', "")  # no CDN
+    assert "/docs/assets/swagger-ui-bundle.js" in docs.text
+    bundle = httpx.get(server.url + "/docs/assets/swagger-ui-bundle.js")
+    assert bundle.status_code == 200 and len(bundle.content) > 500_000
+    assert httpx.get(server.url + "/redoc").status_code == 404  # ReDoc would load from a CDN
 
 
 # ---- bad input: problem+json, never a 500 ---------------------------------------------
@@ -285,11 +369,13 @@ def test_missing_and_invalid_fields_are_422(server, marker_photo):
     assert_problem(empty, 422, "missing-photo")
     bad = assert_problem(post_photo(server.url, data, fields={"protocol": "tiptoe"}), 422, "invalid-request")
     assert bad["errors"][0]["loc"] == ["body", "protocol"]
+    bad = assert_problem(post_photo(server.url, data, fields={"other_foot_angle_deg": "lots"}), 422, "invalid-request")
+    assert bad["errors"][0]["loc"] == ["body", "other_foot_angle_deg"]
     bad = assert_problem(post_photo(server.url, data, fields={"other_foot_angle": "lots"}), 422, "invalid-request")
-    assert bad["errors"][0]["loc"] == ["body", "other_foot_angle"]
+    assert bad["errors"][0]["loc"] == ["body", "other_foot_angle"]  # the deprecated name, as sent
     assert_problem(post_photo(server.url, data, fields={"side": "middle"}), 422, "invalid-request")
     assert_problem(post_photo(server.url, data, fields={"side": ""}), 422, "invalid-request")
-    assert_problem(post_photo(server.url, data, fields={"other_foot_angle": "1" * 5000}), 422, "invalid-request")
+    assert_problem(post_photo(server.url, data, fields={"other_foot_angle_deg": "1" * 5000}), 422, "invalid-request")
     assert_problem(post_photo(server.url, data, fields={"pain": "0"}), 422, "invalid-request")
     assert post_photo(server.url, data, fields={"pain": "true"}).json()["options"]["pain"] is True
     twice = post_photo(server.url, data, fields={"other_foot_angle": ["40", "70"]})

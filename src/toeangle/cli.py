@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     measure = sub.add_parser("measure", help="measure one photo")
     measure.add_argument("photo", type=Path, help="JPEG, PNG, WebP or HEIC; side-on view of the inner foot")
-    measure.add_argument("--protocol", choices=get_args(Protocol), default="passive_nwb",
+    measure.add_argument("--protocol", choices=get_args(Protocol.__value__), default="passive_nwb",
                          help="how the toe was bent when the photo was taken (default: passive_nwb)")
     measure.add_argument("--points", type=_points, help='landmarks as JSON (or a JSON file): {"heel": [x, y], ...}')
     measure.add_argument("--side", choices=["left", "right"])

@@ -78,14 +78,15 @@ class Measurer:
         started = time.perf_counter()
         base = dict(image=image, detector=detection.detector, landmarks=detection.landmarks, options=options)
         if detection.quality.status != "ok":
-            return MeasurementResult(status="unmeasurable", reasons=detection.quality.reasons, **base,
-                                     timings_ms=_rounded(timings))
+            return MeasurementResult(status="unmeasurable", reasons=detection.quality.reasons,
+                                     reason_codes=detection.quality.reason_codes, **base, timings_ms=_rounded(timings))
         try:
             measurement = measure_angle(detection.landmarks, detection.view_correction)
         except LandmarkError as exc:
             if strict:
                 raise
-            return MeasurementResult(status="unmeasurable", reasons=(str(exc),), **base, timings_ms=_rounded(timings))
+            return MeasurementResult(status="unmeasurable", reasons=(str(exc),), reason_codes=("unusable_landmarks",),
+                                     **base, timings_ms=_rounded(timings))
         verdict = judge(measurement.angle_deg, options, self.rules, measurement.uncertainty_deg)
         routine = prescribe(verdict, self.rules, pain=options.pain)
         timings["assess_ms"] = (time.perf_counter() - started) * 1e3

@@ -6,15 +6,49 @@ right and y down, so that a phone app can draw them on the picture it holds.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
+from typing_extensions import TypeAliasType
 
 LANDMARK_NAMES: tuple[str, ...] = ("heel", "first_metatarsal", "first_mtp", "hallux_ip", "hallux_tip")
 """The contract's five landmarks (../shared/find/README.md), heel to toe."""
 
-Protocol = Literal["passive_nwb", "active_nwb", "weight_bearing", "heel_raise"]
-Side = Literal["left", "right"]
+# Named aliases: each is one component of the OpenAPI document (one enum in a generated client).
+# Their values: get_args(Protocol.__value__).
+Protocol = TypeAliasType("Protocol", Literal["passive_nwb", "active_nwb", "weight_bearing", "heel_raise"])
+"""The test position: how the toe was bent when the photo was taken (GET /v1/protocols)."""
+Side = TypeAliasType("Side", Literal["left", "right"])
+
+REASON_CODES: dict[str, str] = {
+    "no_foot": "no foot found in the photo",
+    "foot_unreliable": "no foot could be found reliably (the model reads the photo differently when it is turned)",
+    "off_axis": "the view is too far from side-on (e.g. looking down at the foot)",
+    "toe_cut_off": "the big toe or forefoot is cut off at the edge of the photo",
+    "foot_too_small": "the foot is too small in the photo",
+    "too_dark": "too dark around the toe",
+    "overexposed": "overexposed around the toe",
+    "blurred": "the toe region is too blurred",
+    "outer_side": "the outer side of the foot, where the big-toe joint is hidden",
+    "heel_unsure": "the heel could not be placed reliably, so the angle's sign is unsure",
+    "landmarks_uncertain": "the toe's landmarks are too uncertain",
+    "markers_not_found": "skin markers: not 3 or 4 green stickers of one size, placed like a foot's",
+    "markers_off_foot": "skin markers: the green stickers are not on a foot",
+    "unusable_landmarks": "the landmarks found cannot be measured (missing, coincident, heel on the axis)",
+}
+"""Why a photo is refused: a stable code (for apps, to localise) and what it means. The texts beside
+each code in an answer say more (the numbers measured) and may change; the codes do not."""
+ReasonCode = TypeAliasType("ReasonCode", Annotated[
+    Literal[tuple(REASON_CODES)],  # type: ignore[valid-type]
+    Field(description="Why a photo cannot be measured; stable. " + "; ".join(f"`{code}`: {text}"
+                                                                           for code, text in REASON_CODES.items()))])
+
+
+class Reason(NamedTuple):
+    """One refusal, as the detectors give it: a ReasonCode and the text a person reads."""
+
+    code: str
+    text: str
 
 
 MAX_COORDINATE_PX = 1e6
@@ -51,6 +85,11 @@ class Point(_Frozen):
                 raise ValueError("a point is [x, y]")
             return {"x": value[0], "y": value[1]}
         return value
+
+    @field_serializer("x", "y")
+    def _to_hundredths(self, value: float) -> float:
+        """Answers carry 0.01 px: finer is noise, and 15 decimals only weigh."""
+        return round(value, 2)
 
     @property
     def xy(self) -> tuple[float, float]:
@@ -168,14 +207,16 @@ class Quality(_Frozen):
 
     status: Literal["ok", "unmeasurable"]
     reasons: tuple[str, ...] = ()
+    reason_codes: tuple[ReasonCode, ...] = ()
 
     @classmethod
     def ok(cls) -> Quality:
         return cls(status="ok")
 
     @classmethod
-    def refuse(cls, *reasons: str) -> Quality:
-        return cls(status="unmeasurable", reasons=tuple(reasons))
+    def refuse(cls, *reasons: Reason) -> Quality:
+        return cls(status="unmeasurable", reasons=tuple(r.text for r in reasons),
+                   reason_codes=tuple(r.code for r in reasons))
 
 
 class Detection(_Frozen):
@@ -203,7 +244,9 @@ class MeasurementResult(_Frozen):
     """The whole answer for one photo (or one set of points)."""
 
     status: Literal["ok", "unmeasurable"]
-    reasons: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = Field(default=(), description="Why the photo cannot be measured, for a person to read")
+    reason_codes: tuple[ReasonCode, ...] = Field(
+        default=(), description="The same reasons as stable codes, one per text in `reasons`, in the same order")
     image: ImageInfo | None = None
     detector: str
     landmarks: Landmarks

@@ -45,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                               "2 usage, 130 interrupted (rerun with --resume). See docs/batch.md.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="folders, files or globs ('photos/**/*.jpg')")
     p.add_argument("--out", type=Path, required=True, help="results file: .csv or .jsonl")
-    p.add_argument("--protocol", choices=get_args(Protocol), default="passive_nwb",
+    p.add_argument("--protocol", choices=get_args(Protocol.__value__), default="passive_nwb",
                    help="how the toes were bent in these photos (default: passive_nwb)")
     p.add_argument("--workers", type=int, default=usable_cores(),
                    help="worker processes (default: all cores); 1 scores in this process")

@@ -27,7 +27,7 @@ import numpy as np
 from ..decode import DecodedImage
 from ..angle import measure_angle
 from ..errors import LandmarkError, ToeangleError
-from ..schema import LANDMARK_NAMES, Detection, Landmarks, Point, Quality, ViewCorrection
+from ..schema import LANDMARK_NAMES, Detection, Landmarks, Point, Quality, Reason, ViewCorrection
 from .base import to_original
 from .contract import INPUT_NAME, LETTERBOX, STAGES, StageContract, letterbox_offset, to_input
 from .crops import FOREFOOT, apply_affine, forefoot_crop, invert_affine
@@ -297,11 +297,11 @@ class KeypointDetector:
         if second.off_axis_deg > gate.max_off_axis_deg:
             reasons.append(_view_reason(second.off_axis_deg, gate.max_off_axis_deg))
         if second.lateral > gate.max_lateral:
-            reasons.append("this looks like the outer side of the foot, where the big-toe joint is hidden behind the "
-                           "foot: photograph the inner side")
+            reasons.append(Reason("outer_side", "this looks like the outer side of the foot, where the big-toe joint "
+                                  "is hidden behind the foot: photograph the inner side"))
         if self.model.heel_side_margin(rgb, heel, second) < gate.min_heel_side_margin:
-            reasons.append("the heel could not be placed reliably, so bent up and bent down cannot be told apart: "
-                           "photograph the whole foot, heel to toe")
+            reasons.append(Reason("heel_unsure", "the heel could not be placed reliably, so bent up and bent down "
+                                  "cannot be told apart: photograph the whole foot, heel to toe"))
         landmarks = self._landmarks(first, second.points, second.spread, image)
         scale = self.model.sigma_scale
         correction = ViewCorrection(degrees=round(float(np.clip(second.correction_deg, -45, 45)), 2),
@@ -310,28 +310,31 @@ class KeypointDetector:
                                     moved_points_sigma_deg=round(second.perspective_sigma_deg * scale, 2))
         spread_deg = _angle_uncertainty(landmarks, correction)
         if spread_deg is not None and spread_deg > gate.max_uncertainty_deg:
-            reasons.append(f"the toe's landmarks are too uncertain (+/- {spread_deg:.0f} degrees)")
+            reasons.append(Reason("landmarks_uncertain",
+                                  f"the toe's landmarks are too uncertain (+/- {spread_deg:.0f} degrees)"))
         return Detection(landmarks=landmarks, detector=detector, view_correction=correction,
                          quality=Quality.refuse(*reasons) if reasons else Quality.ok())
 
-    def _stage1_reasons(self, first: Stage1, image: DecodedImage) -> list[str]:
+    def _stage1_reasons(self, first: Stage1, image: DecodedImage) -> list[Reason]:
         gate = self.model.gate
         if first.presence < gate.min_presence:
-            return ["no foot found in the photo"]
+            return [Reason("no_foot", "no foot found in the photo")]
         if first.off_axis_deg > gate.max_off_axis_deg:
             return [_view_reason(first.off_axis_deg, gate.max_off_axis_deg)]
         if first.disagreement > gate.max_disagreement:  # the points are guesses, and so would be size and cut-offs
-            return ["no foot could be found reliably (the model places its landmarks differently when the photo is "
-                    "turned): photograph the whole foot, heel to toe, from its inner side"]
+            return [Reason("foot_unreliable", "no foot could be found reliably (the model places its landmarks "
+                           "differently when the photo is turned): photograph the whole foot, heel to toe, from its "
+                           "inner side")]
         reasons = []
         names = dict(zip(LANDMARK_NAMES, first.in_frame))
         cut = [n for n in ("first_metatarsal", "first_mtp", "hallux_ip") if names[n] < gate.min_in_frame]
         if cut:
-            reasons.append("the big toe or forefoot is cut off at the edge of the photo (" + ", ".join(cut) + ")")
+            reasons.append(Reason("toe_cut_off", "the big toe or forefoot is cut off at the edge of the photo ("
+                                  + ", ".join(cut) + ")"))
         foot_px = _foot_length(first.points) * image.scale[0]
         if foot_px < gate.min_foot_px:
-            reasons.append(f"the foot is too small in the photo ({foot_px:.0f} px long; at least "
-                           f"{gate.min_foot_px:.0f} px needed): move closer")
+            reasons.append(Reason("foot_too_small", f"the foot is too small in the photo ({foot_px:.0f} px long; "
+                                  f"at least {gate.min_foot_px:.0f} px needed): move closer"))
         return reasons
 
     def _landmarks(self, first: Stage1, forefoot, spread, image: DecodedImage) -> Landmarks:
@@ -358,20 +361,22 @@ def _foot_length(points: np.ndarray) -> float:
     return float(np.hypot(*(points[4] - points[0])))
 
 
-def _view_reason(off_axis_deg: float, limit_deg: float) -> str:
-    return (f"the view is about {off_axis_deg:.0f} degrees away from side-on (limit {limit_deg:.0f}): photograph "
-            "the inner side of the foot with the camera at foot height")
+def _view_reason(off_axis_deg: float, limit_deg: float) -> Reason:
+    return Reason("off_axis", f"the view is about {off_axis_deg:.0f} degrees away from side-on (limit "
+                  f"{limit_deg:.0f}): photograph the inner side of the foot with the camera at foot height")
 
 
-def _crop_reasons(crop: np.ndarray, gate: GateLimits) -> list[str]:
+def _crop_reasons(crop: np.ndarray, gate: GateLimits) -> list[Reason]:
     gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32)
     reasons = []
     luminance = float(gray.mean())
     if luminance < gate.min_luminance:
-        reasons.append(f"the photo is too dark around the toe (mean brightness {luminance:.0f}/255)")
+        reasons.append(Reason("too_dark", f"the photo is too dark around the toe (mean brightness {luminance:.0f}/255)"))
     elif luminance > gate.max_luminance:
-        reasons.append(f"the photo is overexposed around the toe (mean brightness {luminance:.0f}/255)")
+        reasons.append(Reason("overexposed",
+                              f"the photo is overexposed around the toe (mean brightness {luminance:.0f}/255)"))
     sharpness = float(cv2.Laplacian(cv2.GaussianBlur(gray, (0, 0), 0.7), cv2.CV_32F).std())
     if sharpness < gate.min_sharpness:
-        reasons.append(f"the toe region is too blurred (sharpness {sharpness:.1f}, needs {gate.min_sharpness:.1f})")
+        reasons.append(Reason("blurred", f"the toe region is too blurred (sharpness {sharpness:.1f}, "
+                              f"needs {gate.min_sharpness:.1f})"))
     return reasons

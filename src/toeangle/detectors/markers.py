@@ -27,7 +27,7 @@ import numpy as np
 
 from ..decode import DecodedImage
 from ..geometry import GeometryError, dorsiflexion_deg
-from ..schema import Detection, Landmarks, Point, Quality
+from ..schema import Detection, Landmarks, Point, Quality, Reason
 from .base import to_original
 
 HUE_RANGE = (35, 90)
@@ -294,11 +294,11 @@ class MarkerDetector:
         spots = find_blobs(image.rgb)
         chosen, problem = self._choose(spots)
         if chosen is None:
-            return self._refuse(problem)
+            return self._refuse("markers_not_found", problem)
         path = np.array([s.xy for s in chosen])
         problem = self._off_foot_problem(image.rgb, path)
         if problem:
-            return self._refuse(problem)
+            return self._refuse("markers_off_foot", problem)
         metatarsal_px = float(np.linalg.norm(path[-2] - path[-3]))
         sigma = float(np.hypot(CENTROID_SIGMA_PX, PLACEMENT_SIGMA_MM / METATARSAL_MM * metatarsal_px))
         points = {
@@ -330,8 +330,9 @@ class MarkerDetector:
             problem = f"the green spots are not on the foot: {reason}"
         return problem
 
-    def _refuse(self, reason: str) -> Detection:
-        return Detection(landmarks=Landmarks(), detector=self.name, quality=Quality.refuse(f"skin markers: {reason}"))
+    def _refuse(self, code: str, reason: str) -> Detection:
+        return Detection(landmarks=Landmarks(), detector=self.name,
+                         quality=Quality.refuse(Reason(code, f"skin markers: {reason}")))
 
     @staticmethod
     def _choose(spots: list[Spot]) -> tuple[list[Spot] | None, str]:

@@ -26,7 +26,7 @@ from prometheus_fastapi_instrumentator import Instrumentator
 
 from .. import __version__
 from ..settings import Settings, get_settings
-from . import problems
+from . import openapi, problems
 from .deps import LANDMARKS_AT_ONCE, Places, key_dependencies
 from .routers import measurements, operations, reference, web
 from .workers import WorkerPool
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "Coordinates are pixels of the original upright photo. See docs/service.md.",
         lifespan=lifespan,
         openapi_tags=[{"name": "measurements"}, {"name": "reference"}, {"name": "operations"}],
+        docs_url=None, redoc_url=None,  # Swagger UI is served from the package (routers/web.py), not a CDN
     )
     app.state.settings = settings
     app.state.pool = pool
@@ -70,20 +71,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reference.router, dependencies=secured)
     app.include_router(operations.router)
     app.include_router(web.router)
-    app.mount("/web", web.static_files(), name="web")
+    web.mount_files(app)
+    openapi.install(app, schemas=measurements.BODY_SCHEMAS)
 
     registry = CollectorRegistry()
     registry.register(_PoolCollector(pool))
     Instrumentator(registry=registry, excluded_handlers=["/metrics", "/healthz", "/readyz"]).instrument(app).expose(
         app, include_in_schema=False)
 
-    # Order, outermost first: request id + log, CORS (so browsers can read every error), the app
-    # (whose dependencies check the key, then admit, then read the body: deps.py).
+    # Order, outermost first: request id + log, security headers, CORS (so browsers can read every error),
+    # the app (whose dependencies check the key, then admit, then read the body: deps.py).
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-ID"],
                            expose_headers=["X-Request-ID", "Retry-After", "X-Toeangle-Status", "X-Toeangle-Angle",
                                            "X-Toeangle-Verdict"], max_age=600)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestContext)
     return app
 
@@ -110,6 +113,31 @@ class _PoolCollector:
         yield CounterMetricFamily("toeangle_worker_crashes", "Workers that died and were replaced", value=pool.crashes)
         yield CounterMetricFamily("toeangle_rejected", "Requests refused with 503 (queue full)", value=pool.rejected)
         yield CounterMetricFamily("toeangle_timeouts", "Requests that ran out of time (504)", value=pool.timed_out)
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware: the page and Swagger UI load only the service's own files, and no site may frame them."""
+
+    HEADERS = [
+        (b"content-security-policy", b"default-src 'self'; img-src 'self' blob: data:; object-src 'none'; "
+                                     b"base-uri 'none'; form-action 'self'; frame-ancestors 'none'"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+    ]
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *self.HEADERS]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 class RequestContext:

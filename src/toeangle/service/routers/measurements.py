@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import time
-from typing import Any, get_args
+from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,18 +18,20 @@ from pydantic import BaseModel, Field, ValidationError
 from ...clinical import load_rules
 from ...decode import DecodedImage
 from ...pipeline import Measurer
-from ...schema import (Detection, ImageInfo, Landmarks, MeasureOptions, MeasurementResult, Protocol, Side,
-                       ViewCorrection)
+from ...schema import Detection, ImageInfo, Landmarks, MeasureOptions, MeasurementResult, ViewCorrection
 from ...settings import Settings
 from ..deps import LandmarksBodyDep, PhotoBodyDep, PointsMeasurerDep, PoolDep, SettingsDep, TicketDep
+from ..openapi import PICTURE_HEADERS, refs
 from ..problems import ServiceProblem, problem_responses
 from ..uploads import MultipartError, PartTooLarge, is_multipart, parse_multipart
 from ..workers import WorkerAnswer
 
 router = APIRouter(prefix="/v1/measurements", tags=["measurements"])
 
-FORM_FIELDS = {"protocol": "protocol", "side": "side", "other_foot_angle": "other_foot_angle_deg", "pain": "pain"}
-"""Form field -> MeasureOptions field."""
+FORM_FIELDS = {"protocol": "protocol", "side": "side", "other_foot_angle_deg": "other_foot_angle_deg", "pain": "pain"}
+"""Form field -> MeasureOptions field: the same names as in JSON."""
+DEPRECATED_FORM_FIELDS = {"other_foot_angle": "other_foot_angle_deg"}
+"""Old form names, still read for a release (declared deprecated in the OpenAPI document)."""
 SMALL_FIELD_BYTES = 1024
 
 
@@ -42,7 +44,11 @@ class MeasurementResponse(MeasurementResult):
 
 
 class FromLandmarks(BaseModel):
-    """Landmarks the app has (e.g. corrected by the user), in pixels of the original upright photo."""
+    """Landmarks the app has (e.g. corrected by the user), in pixels of the original upright photo.
+
+    The answer has an `uncertainty_deg` only when the points carry `sigma_px`: send back each point's
+    `sigma_px` from the photo's answer (a point placed by hand has none to send; then it is null).
+    """
 
     model_config = {"extra": "forbid", "json_schema_extra": {"examples": [{
         "landmarks": {"heel": {"x": 412, "y": 880}, "first_metatarsal": {"x": 905, "y": 700},
@@ -83,10 +89,10 @@ def _example_response() -> dict[str, Any]:
 
 EXAMPLE_RESPONSE = _example_response()
 
-FROM_LANDMARKS_SCHEMA = FromLandmarks.model_json_schema(ref_template="#/components/schemas/{model}")
-"""Written out because the body is read by a dependency, not by FastAPI; the models it refers to
-(Landmarks, Point, ...) are components already, as parts of the answer."""
-del FROM_LANDMARKS_SCHEMA["$defs"]
+BODY_SCHEMAS = {"FromLandmarks": FromLandmarks.model_json_schema(ref_template="#/components/schemas/{model}")}
+"""Components written out because the body is read by a dependency, not by FastAPI; the models they
+refer to (Landmarks, Point, ...) are components already, as parts of the answer."""
+del BODY_SCHEMAS["FromLandmarks"]["$defs"]
 
 PHOTO_FORM = {
     "type": "object",
@@ -94,11 +100,13 @@ PHOTO_FORM = {
     "properties": {
         "photo": {"type": "string", "format": "binary",
                   "description": "JPEG, PNG, WebP or HEIC: a side-on view of the inner foot. Judged by its bytes."},
-        "protocol": {"type": "string", "enum": list(get_args(Protocol)), "default": "passive_nwb",
+        "protocol": {"$ref": "#/components/schemas/Protocol", "default": "passive_nwb",
                      "description": "How the toe was bent when the photo was taken"},
-        "side": {"type": "string", "enum": list(get_args(Side)), "description": "Which foot"},
-        "other_foot_angle": {"type": "number", "minimum": -90, "maximum": 180,
-                             "description": "The other foot's angle (same protocol), for the side-to-side loss"},
+        "side": {"$ref": "#/components/schemas/Side", "description": "Which foot"},
+        "other_foot_angle_deg": {"type": "number", "minimum": -90, "maximum": 180,
+                                 "description": "The other foot's angle (same protocol), for the side-to-side loss"},
+        "other_foot_angle": {"type": "number", "minimum": -90, "maximum": 180, "deprecated": True,
+                             "description": "The old name of `other_foot_angle_deg`; read for one more release"},
         "pain": {"type": "boolean", "default": False, "description": "Pain in mid-range passive motion"},
     },
 }
@@ -126,7 +134,12 @@ def read_photo_form(content_type: str | None, body: bytes, settings: Settings) -
                              errors=[{"loc": ["body", "photo"], "msg": "Field required", "type": "missing"}])
     raw: dict[str, Any] = {}
     errors: list[dict[str, Any]] = []
-    for form_name, option in FORM_FIELDS.items():
+    for old_name, new_name in DEPRECATED_FORM_FIELDS.items():
+        if old_name in parts and new_name in parts:
+            raise ServiceProblem(422, "invalid-request", "Invalid request", f"send {new_name} only, not also {old_name}",
+                                 errors=[{"loc": ["body", old_name], "msg": f"deprecated name of {new_name}",
+                                          "type": "extra_forbidden"}])
+    for form_name, option in (DEPRECATED_FORM_FIELDS | FORM_FIELDS).items():
         part = parts.get(form_name)
         if part is not None:  # present means validated: an empty side is as wrong as "middle"
             try:
@@ -138,7 +151,8 @@ def read_photo_form(content_type: str | None, body: bytes, settings: Settings) -
             raise ValueError
         options = MeasureOptions.model_validate(raw, strict=True)
     except (ValidationError, ValueError) as exc:
-        back = {v: k for k, v in FORM_FIELDS.items()}
+        back = {v: k for k, v in FORM_FIELDS.items()} | {v: k for k, v in DEPRECATED_FORM_FIELDS.items()
+                                                          if k in parts}
         errors += [{"loc": ["body", *[back.get(str(p), str(p)) for p in e["loc"]]], "msg": e["msg"],
                     "type": e["type"]} for e in (exc.errors() if isinstance(exc, ValidationError) else [])]
         raise ServiceProblem(422, "invalid-request", "Invalid request",
@@ -189,7 +203,8 @@ def _png(answer: WorkerAnswer) -> Response:
              openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {
                  "schema": PHOTO_FORM, "encoding": {"photo": {"contentType": "image/jpeg, image/png, image/webp, image/heic"}}}}}},
              responses={200: {"content": {"application/json": {"example": EXAMPLE_RESPONSE},
-                                          "image/png": {"schema": {"type": "string", "format": "binary"}}}},
+                                          "image/png": {"schema": {"type": "string", "format": "binary"}}},
+                              "headers": refs(*PICTURE_HEADERS)},
                         **PHOTO_ERRORS})
 async def measure(request: Request, body: PhotoBodyDep, settings: SettingsDep, pool: PoolDep, ticket: TicketDep,
                   include_overlay: bool = Query(
@@ -216,7 +231,8 @@ async def measure(request: Request, body: PhotoBodyDep, settings: SettingsDep, p
                          "colour, as PNG without EXIF. X-Toeangle-Status/-Angle/-Verdict headers summarise.",
              openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": PHOTO_FORM}}}},
              responses={200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
-                              "description": "PNG"},
+                              "description": "The annotated picture (PNG, no EXIF)",
+                              "headers": refs(*PICTURE_HEADERS)},
                         **PHOTO_ERRORS})
 async def overlay(request: Request, body: PhotoBodyDep, settings: SettingsDep, pool: PoolDep, ticket: TicketDep):
     return _png(await _measure_photo(request, body, settings, pool, ticket, overlay=True))
@@ -225,9 +241,11 @@ async def overlay(request: Request, body: PhotoBodyDep, settings: SettingsDep, p
 @router.post("/from-landmarks", operation_id="measurements-from-landmarks", response_model=MeasurementResponse,
              summary="Measure given landmarks",
              description="The same measurement from points alone (e.g. the app's corrected landmarks); no image. "
-                         "Points that cannot be measured (missing, coincident) are a 422 problem.",
+                         "Points that cannot be measured (missing, coincident) are a 422 problem. Send back the "
+                         "photo's `view_correction` and each point's `sigma_px` to get the corrected angle and its "
+                         "`uncertainty_deg` (null without sigmas).",
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                 "schema": FROM_LANDMARKS_SCHEMA}}}},
+                 "schema": {"$ref": "#/components/schemas/FromLandmarks"}}}}},
              responses={200: {"content": {"application/json": {"example": EXAMPLE_RESPONSE}}},
                         **problem_responses(401, 408, 413, 422, 503)})
 async def from_landmarks(request: Request, raw: LandmarksBodyDep, measurer: PointsMeasurerDep):

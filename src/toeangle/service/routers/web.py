@@ -1,10 +1,11 @@
-"""The web page: index.html at / and its files under /web."""
+"""The web page (index.html at /, its files under /web) and the API's Swagger UI at /docs, served from the package."""
 
 from __future__ import annotations
 
 from importlib import resources
 
-from fastapi import APIRouter
+import swagger_ui_bundle
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -17,6 +18,12 @@ async def index():
     return HTMLResponse((WEB / "index.html").read_text(encoding="utf-8"))
 
 
-def static_files() -> StaticFiles:
-    """Mounted at /web by create_app (a router cannot carry a mount)."""
-    return StaticFiles(packages=[("toeangle", "web")])
+@router.get("/docs")
+async def docs():
+    return HTMLResponse((WEB / "docs.html").read_text(encoding="utf-8"))
+
+
+def mount_files(app: FastAPI) -> None:
+    """The page's files at /web and Swagger UI's at /docs/assets (a router cannot carry a mount)."""
+    app.mount("/web", StaticFiles(packages=[("toeangle", "web")]), name="web")
+    app.mount("/docs/assets", StaticFiles(directory=str(swagger_ui_bundle.swagger_ui_path)), name="swagger-ui")
