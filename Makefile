@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup lock run test chromium axe bench train samples egl clean
+.PHONY: setup lock run test lint chromium axe bench train samples egl clean
 
 setup: $(VENV)/.installed
 
@@ -32,8 +32,12 @@ lock:
 run: setup
 	$(BIN)/toeangle serve
 
-test: setup chromium axe egl $(VENV)/.train
+test: setup chromium axe egl $(VENV)/.train lint
 	$(BIN)/python -m pytest -q
+
+# ruff, configured in pyproject.toml (pyflakes, pycodestyle errors, import order, bugbear, pyupgrade).
+lint: setup
+	$(BIN)/ruff check .
 
 # Debian's chromium for the browser test (tests/test_service_browser.py); skipped where apt-get is missing.
 chromium:

@@ -28,7 +28,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "training"), str(ROOT / "bench")]
 
-from toeangle.decode import decode_image  # noqa: E402
 from toeangle.overlay import draw_overlay  # noqa: E402
 from toeangle.pipeline import Measurer  # noqa: E402
 from toeangle.schema import MeasureOptions  # noqa: E402

@@ -158,7 +158,7 @@ async def post(client: httpx.AsyncClient, bodies: list[bytes], i: int, results: 
         kind = str(response.status_code)
         if response.status_code == 503 and not response.headers.get("retry-after"):
             kind = "503-without-retry-after"
-    except (httpx.TimeoutException, asyncio.TimeoutError):
+    except (TimeoutError, httpx.TimeoutException):
         kind = "timeout"
     except httpx.TransportError as exc:
         kind = type(exc).__name__

@@ -29,8 +29,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "training")]
 
-from conftest import (GREEN_RENDERS, SHARED, draw_stickers, jpeg_bytes, load_rgb,  # noqa: E402
-                      sticker_geometry, stickers_at_landmarks, stickers_on_a_real_foot)
+from conftest import (  # noqa: E402
+    GREEN_RENDERS,
+    SHARED,
+    draw_stickers,
+    jpeg_bytes,
+    load_rgb,
+    sticker_geometry,
+    stickers_at_landmarks,
+    stickers_on_a_real_foot,
+)
 
 from toeangle.decode import decode_image  # noqa: E402
 from toeangle.detectors import build_detector  # noqa: E402

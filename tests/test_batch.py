@@ -21,6 +21,7 @@ from toeangle.batch.rows import CSV_COLUMNS, Row
 from toeangle.batch.writers import finalize, read_rows, repair
 from toeangle.cli import main
 
+
 def _photo_helpers():
     """tests/conftest.py's photo helpers, by path: a bare ``from conftest import`` gets whichever
     conftest pytest imported last (tests/service/ has one too)."""

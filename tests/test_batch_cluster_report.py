@@ -155,7 +155,7 @@ def test_report_is_one_self_contained_page_with_histogram_counts_thumbnails_and_
     # one chart per person: alice and bob from the file names, carol from --subjects
     trends = {svg["attrs"]["data-subject"]: svg for svg in tree.find("svg", "trend")}
     assert set(trends) == {"alice", "bob", "carol"}
-    for subject, svg in trends.items():
+    for svg in trends.values():
         dates = [c["attrs"]["data-date"] for c in tree.find("circle", "point", within=svg)]
         assert len(dates) == 3 and len(tree.find("polyline", within=svg)) == 1
         assert len(tree.find("line", "threshold", within=svg)) == 1

@@ -62,7 +62,7 @@ def test_no_file_name_loses_a_row_in_a_run_or_a_resume(tmp_path, suffix, capsys)
         assert [json.loads(line)["path"] for line in out.read_text().splitlines()] == expected
     capsys.readouterr()
     assert main(["batch", str(root), "--out", str(out), "--workers", "1", "--quiet", "--resume"]) == 0
-    assert f"scored 0 photos" in capsys.readouterr().out
+    assert "scored 0 photos" in capsys.readouterr().out
     assert [r.path for r in read_rows(out)] == expected
 
 

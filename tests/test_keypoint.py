@@ -10,8 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import REAL_PHOTOS, REPO, jpeg_bytes
+
 from toeangle.detectors import DETECTORS, build_detector
 from toeangle.detectors.contract import STAGE2
 from toeangle.detectors.crops import CROP_SIDE_METATARSALS

@@ -5,9 +5,19 @@ import json
 import cv2
 import numpy as np
 import pytest
+from conftest import (
+    GREEN_RENDERS,
+    REPO,
+    SHARED,
+    STICKER_PLACES,
+    jpeg_bytes,
+    load_rgb,
+    retone_skin,
+    stickers_at_angle,
+    stickers_at_landmarks,
+    stickers_on_a_real_foot,
+)
 
-from conftest import (GREEN_RENDERS, REPO, SHARED, STICKER_PLACES, jpeg_bytes, load_rgb, retone_skin,
-                      stickers_at_angle, stickers_at_landmarks, stickers_on_a_real_foot)
 from toeangle.decode import decode_image
 from toeangle.detectors import build_detector
 from toeangle.geometry import dorsiflexion_deg

@@ -11,10 +11,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 import real  # noqa: E402
-from realset import (LANDMARKS, SHARED_PHOTOS, SIDES, TOE_POSTURES, find_photo, load_annotations,  # noqa: E402
-                     points_of, sha256)
+from realset import LANDMARKS, SHARED_PHOTOS, SIDES, TOE_POSTURES, find_photo, load_annotations, points_of, sha256  # noqa: E402
 
-from toeangle.schema import Landmarks, MeasureOptions, Measurement, MeasurementResult, Verdict  # noqa: E402
+from toeangle.schema import Landmarks, Measurement, MeasurementResult, MeasureOptions, Verdict  # noqa: E402
 
 ENTRIES = load_annotations()
 FIELDS = {"id", "repo", "path", "licence", "sha256", "width", "height", "side", "acceptable", "toe_cut_off",

@@ -16,12 +16,11 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
+from service_server import start_server
 
 from toeangle.clinical import load_rules
 from toeangle.pipeline import Measurer
 from toeangle.schema import REASON_CODES, Landmarks, MeasureOptions, ViewCorrection
-
-from service_server import start_server
 
 PROBLEM = "application/problem+json"
 REPO = Path(__file__).resolve().parents[1]

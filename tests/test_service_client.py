@@ -48,11 +48,19 @@ def client_package(server, tmp_path_factory):
 
 def test_a_generated_client_measures_and_rescores_dragged_points(client_package, server):
     from toeangle_client import Client
-    from toeangle_client.api.measurements import (measurements_create, measurements_from_landmarks,
-                                                  measurements_overlay)
-    from toeangle_client.models import (FromLandmarks, ImageInfo, MeasureOptions as ClientOptions,
-                                        MeasurementResponse, MeasurementResponseStatus, MeasurementsCreateBody,
-                                        MeasurementsOverlayBody, Protocol, ReasonCode, Side)
+    from toeangle_client.api.measurements import measurements_create, measurements_from_landmarks, measurements_overlay
+    from toeangle_client.models import (
+        FromLandmarks,
+        ImageInfo,
+        MeasurementResponse,
+        MeasurementResponseStatus,
+        MeasurementsCreateBody,
+        MeasurementsOverlayBody,
+        Protocol,
+        ReasonCode,
+        Side,
+    )
+    from toeangle_client.models import MeasureOptions as ClientOptions
     from toeangle_client.types import File
 
     client = Client(base_url=server.url, timeout=httpx.Timeout(30))

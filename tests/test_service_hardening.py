@@ -17,12 +17,10 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 import httpx
-import numpy as np
 import psutil
 import pytest
-from PIL import Image
-
 from conftest import stickers_at_angle
+from PIL import Image
 from service_server import launch_server, start_server
 
 KEY = {"authorization": "Bearer hardened-key"}

@@ -6,8 +6,8 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-
 from conftest import REPO
+
 from toeangle.decode import decode_image
 from toeangle.detectors.contract import INPUT_NAME, STAGES
 from toeangle.detectors.keypoint import KeypointDetector

@@ -26,8 +26,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-from realset import (LANDMARKS, SIDES, TOE_POSTURES, draw_points, find_photo, fit, load_annotations,  # noqa: E402
-                     points_of, sha256, upright_rgb)
+from realset import (  # noqa: E402
+    LANDMARKS,
+    SIDES,
+    TOE_POSTURES,
+    draw_points,
+    find_photo,
+    fit,
+    load_annotations,
+    points_of,
+    sha256,
+    upright_rgb,
+)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 INSET_PX = 220

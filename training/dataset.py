@@ -13,10 +13,10 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
-
 from foot import LANDMARKS
 from render import Renderer
 from synth import SceneSampler, degrade, forefoot_matrix, project
+
 from toeangle.detectors.contract import LETTERBOX, STAGES, letterbox_offset
 from toeangle.detectors.crops import FOREFOOT, apply_affine
 

@@ -17,7 +17,6 @@ import onnxruntime as ort
 import scipy.sparse as sp
 
 from toeangle.geometry import dorsiflexion_deg
-from toeangle.schema import LANDMARK_NAMES as LANDMARKS  # the contract's order, one definition
 
 
 def find_dir() -> Path:
@@ -86,7 +85,7 @@ class Foot:
     faces: np.ndarray  # [M, 3]
     colors: np.ndarray  # [N, 3] 0..1
 
-    def landmarks(self, model: "FindModel") -> dict[str, np.ndarray]:
+    def landmarks(self, model: FindModel) -> dict[str, np.ndarray]:
         return {name: self.coarse[idx].mean(0) for name, idx in model.landmark_vertices.items()}
 
 

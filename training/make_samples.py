@@ -11,8 +11,6 @@ import json
 from pathlib import Path
 
 import cv2
-import numpy as np
-
 from dataset import SAMPLES_START
 from photos import render_photo
 from render import Renderer

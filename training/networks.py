@@ -18,8 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from toeangle.detectors.contract import (DEGREES_PER_UNIT, INPUT_NAME, LOG_SIGMA_RANGE, STAGE1_OFF_AXIS_MAX_DEG,
-                                         STAGES)
+from toeangle.detectors.contract import DEGREES_PER_UNIT, INPUT_NAME, LOG_SIGMA_RANGE, STAGE1_OFF_AXIS_MAX_DEG, STAGES
+
 
 def conv(cin, cout, stride=1):
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))

@@ -6,12 +6,10 @@ Seed ranges: dataset.py.
 from __future__ import annotations
 
 import numpy as np
-
 from dataset import photo_size
 from foot import LANDMARKS
 from render import Renderer
 from synth import SceneSampler, degrade, project
-
 
 
 def render_photo(seed: int, sampler: SceneSampler, renderer: Renderer, long_side: int = 1280,

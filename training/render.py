@@ -75,7 +75,7 @@ class Mesh:
     colors: np.ndarray
     normals: np.ndarray | None = None
 
-    def with_normals(self) -> "Mesh":
+    def with_normals(self) -> Mesh:
         if self.normals is not None:
             return self
         v, f = self.verts, self.faces

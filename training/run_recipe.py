@@ -22,7 +22,6 @@ import tomllib
 from pathlib import Path
 
 import torch
-
 from card import SIGMA_SCALE_TOLERANCE, write_card
 from dataset import render_set
 from networks import build, export

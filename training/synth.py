@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-
 from foot import LANDMARKS, FindModel, sagittal_angle
-from render import Camera, Lights, Mesh, Renderer, Scene, TexturedQuad, ndc_to_pixels
+from render import Camera, Lights, Mesh, Scene, TexturedQuad, ndc_to_pixels
 
 from toeangle.detectors.crops import forefoot_crop
 

@@ -19,10 +19,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
 from networks import KeypointNet, build, degrees_and_sigma
+
 from toeangle.detectors.contract import DEGREES_PER_UNIT, LOG_SIGMA_RANGE, STAGES
 from toeangle.geometry import dorsiflexion_deg
+
 
 def gaussian_targets(xy: torch.Tensor, h: int, w: int, stride: int, sigma_cells: float = 1.0) -> torch.Tensor:
     ys = (torch.arange(h) + 0.5) * stride - 0.5

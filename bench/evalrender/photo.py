@@ -8,9 +8,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import scipy.sparse as sp
-from scipy.ndimage import gaussian_filter, map_coordinates
-
 from foot import LANDMARKS, FindModel
+from scipy.ndimage import gaussian_filter, map_coordinates
 
 from .look import Noise, SkinDetail, Surfaces, srgb_to_linear
 from .phone import develop

@@ -25,7 +25,7 @@ class PinholeCamera:
     size: tuple[int, int]  # (width, height)
 
     @classmethod
-    def looking_at(cls, eye, target, roll_deg: float, focal_px: float, size: tuple[int, int]) -> "PinholeCamera":
+    def looking_at(cls, eye, target, roll_deg: float, focal_px: float, size: tuple[int, int]) -> PinholeCamera:
         forward = np.asarray(target, float) - eye
         forward /= np.linalg.norm(forward)
         right = np.cross(forward, [0.0, 0.0, 1.0])
@@ -38,7 +38,7 @@ class PinholeCamera:
         centre = np.array([(size[0] - 1) / 2, (size[1] - 1) / 2])
         return cls(np.asarray(eye, float), np.stack([right, down, forward]), focal_px, centre, size)
 
-    def scaled(self, factor: float, size: tuple[int, int]) -> "PinholeCamera":
+    def scaled(self, factor: float, size: tuple[int, int]) -> PinholeCamera:
         """The same view on a canvas ``factor`` times finer and of ``size`` (centred)."""
         centre = np.array([(size[0] - 1) / 2, (size[1] - 1) / 2])
         return PinholeCamera(self.eye, self.rotation, self.focal_px * factor, centre, size)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from foot import FindModel, sagittal_angle
 
 STREAM = 0xE7A1_5EED

@@ -6,7 +6,6 @@ Exit codes: 0 measured, 1 photo unmeasurable (reasons printed), 2 bad input or u
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import get_args
@@ -17,7 +16,7 @@ from .decode import encode_png
 from .errors import ToeangleError
 from .overlay import draw_overlay
 from .pipeline import Measurer
-from .schema import Landmarks, MeasureOptions, MeasurementResult, Protocol
+from .schema import Landmarks, MeasurementResult, MeasureOptions, Protocol
 
 
 def _points(value: str) -> Landmarks:
@@ -26,7 +25,7 @@ def _points(value: str) -> Landmarks:
     try:
         return Landmarks.model_validate_json(text)
     except ValidationError as exc:
-        raise argparse.ArgumentTypeError(f"bad --points: {exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}")
+        raise argparse.ArgumentTypeError(f"bad --points: {exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}") from exc
 
 
 def format_result(result: MeasurementResult) -> str:

@@ -12,7 +12,7 @@ from .detectors import LandmarkDetector, ManualPoints, build_detector
 from .detectors.manual import check_inside
 from .errors import LandmarkError
 from .routine import prescribe
-from .schema import Detection, ImageInfo, Landmarks, MeasureOptions, MeasurementResult, Quality, ViewCorrection
+from .schema import Detection, ImageInfo, Landmarks, MeasurementResult, MeasureOptions, Quality, ViewCorrection
 from .settings import Settings, get_settings
 from .verdict import judge
 

@@ -43,7 +43,7 @@ class _Angle(NamedTuple):
     normal_min_deg: float | None
 
 
-_COLOURS = {k: "#%02x%02x%02x" % v for k, v in VERDICT_COLOURS.items() if k}
+_COLOURS = {k: "#{:02x}{:02x}{:02x}".format(*v) for k, v in VERDICT_COLOURS.items() if k}
 _ORDER = ("normal", "borderline", "restricted")
 
 

@@ -13,8 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from ..schema import (LANDMARK_NAMES, Grade, Landmarks, Measurement, MeasureOptions, MeasurementResult, Point,
-                      Verdict)
+from ..schema import LANDMARK_NAMES, Grade, Landmarks, Measurement, MeasurementResult, MeasureOptions, Point, Verdict
 from .discover import resume_key
 
 Status = Literal["ok", "unmeasurable", "error"]

@@ -24,8 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..decode import DecodedImage
 from ..angle import measure_angle
+from ..decode import DecodedImage
 from ..errors import LandmarkError, ToeangleError
 from ..schema import LANDMARK_NAMES, Detection, Landmarks, Point, Quality, Reason, ViewCorrection
 from .base import to_original

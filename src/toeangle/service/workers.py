@@ -40,7 +40,7 @@ import numpy as np
 from ..child_process import exit_with_parent
 from ..decode import encode_png
 from ..overlay import draw_overlay
-from ..schema import Landmarks, MeasureOptions, MeasurementResult
+from ..schema import Landmarks, MeasurementResult, MeasureOptions
 from ..settings import Settings
 
 log = logging.getLogger("toeangle.service")
@@ -378,7 +378,7 @@ class WorkerPool:
         self.jobs.put(job)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(job.future), self.settings.request_timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             # wait_for cancelled the job: that frees its place now if it was still queued; a running job
             # finishes first (a process cannot be interrupted safely) and then frees it.
             self.timed_out += 1

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, ValidationError
 from ...clinical import load_rules
 from ...decode import DecodedImage
 from ...pipeline import Measurer
-from ...schema import Detection, ImageInfo, Landmarks, MeasureOptions, MeasurementResult, ViewCorrection
+from ...schema import Detection, ImageInfo, Landmarks, MeasurementResult, MeasureOptions, ViewCorrection
 from ...settings import Settings
 from ..deps import LandmarksBodyDep, PhotoBodyDep, PointsMeasurerDep, PoolDep, SettingsDep, TicketDep
 from ..openapi import PICTURE_HEADERS, refs
