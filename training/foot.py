@@ -17,6 +17,7 @@ import onnxruntime as ort
 import scipy.sparse as sp
 
 from toeangle.geometry import dorsiflexion_deg
+from toeangle.schema import LANDMARK_NAMES as LANDMARKS  # noqa: F401  (re-exported: the contract's order, one definition)
 
 
 def find_dir() -> Path:
