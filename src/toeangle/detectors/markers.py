@@ -253,25 +253,6 @@ def _off_foot_problem(path: np.ndarray, foot: np.ndarray) -> str | None:
     return None
 
 
-def _quarter_turns_to_sole_down(path: np.ndarray) -> int:
-    """How many np.rot90 turns put the sole side of the stickers' metatarsal axis at the bottom.
-
-    The sole side is where the heel sticker lies; without one, the side away from the toe's turn.
-    """
-    metatarsal, mtp = path[-3], path[-2]
-    axis = mtp - metatarsal
-    normal = np.array([-axis[1], axis[0]])
-    sole = path[0] if len(path) == 4 else mtp - (path[-1] - mtp)
-    if np.dot(sole - metatarsal, normal) < 0:
-        normal = -normal
-    best, down = 0, -np.inf
-    for turns in range(4):  # one np.rot90 turns a direction (dx, dy) into (dy, -dx)
-        if normal[1] > down:
-            best, down = turns, normal[1]
-        normal = np.array([normal[1], -normal[0]])
-    return best
-
-
 def _lookalikes(chosen: list[Spot], spots: list[Spot]) -> int:
     """Round green spots of the chosen stickers' size within a foot length of them, besides them: with
     one more, which are the stickers is a guess (a dotted sock, paper or tiles can pass for a foot's)."""
@@ -310,25 +291,13 @@ class MarkerDetector:
     def _off_foot_problem(self, rgb: np.ndarray, path: np.ndarray) -> str | None:
         """Why the stickers at ``path`` are not on the foot stage 1 finds, or None when they are.
 
-        The foot is looked for in the photo turned (by quarter turns) to a side view with the sole
-        down, as the stickers say it lies, since the model reads a foot on its side less reliably;
-        then in the photo as it is.
-        """
-        problem = "no foot was found under the green stickers"
-        best_turns = _quarter_turns_to_sole_down(path)
-        for turns in dict.fromkeys((best_turns, 0)):
-            foot = self.foot_finder(np.ascontiguousarray(np.rot90(rgb, turns)))
-            if foot is None:
-                continue
-            height, width = rgb.shape[:2]
-            for done in reversed(range(turns)):  # undo the turn made on the photo turned `done` times:
-                turned_width = width if done % 2 == 0 else height  # (x, y) -> (its width - 1 - y, x)
-                foot = np.stack([turned_width - 1 - foot[:, 1], foot[:, 0]], axis=1)
-            reason = _off_foot_problem(path, foot)
-            if reason is None:
-                return None
-            problem = f"the green spots are not on the foot: {reason}"
-        return problem
+        Stage 1 reads every quarter turn and mirror image of the photo itself, so a foot on its side
+        needs no turning here."""
+        foot = self.foot_finder(rgb)
+        if foot is None:
+            return "no foot was found under the green stickers"
+        reason = _off_foot_problem(path, foot)
+        return None if reason is None else f"the green spots are not on the foot: {reason}"
 
     def _refuse(self, code: str, reason: str) -> Detection:
         return Detection(landmarks=Landmarks(), detector=self.name,
