@@ -23,3 +23,19 @@ class ImageTooLargeError(ImageDecodeError):
 
 class LandmarkError(ToeangleError):
     """Landmarks given by hand are missing, outside the photo or geometrically unusable."""
+
+
+class VideoDecodeError(ToeangleError):
+    """The bytes could not become a clip's frames."""
+
+
+class UnsupportedVideoError(VideoDecodeError):
+    """Not a clip in an accepted container, or one without a video track (audio only), judged by its bytes."""
+
+
+class CorruptVideoError(VideoDecodeError):
+    """An accepted container, but broken or truncated before its first frame."""
+
+
+class VideoTooLargeError(VideoDecodeError):
+    """Longer, or more pixels to decode, than the configured limits (refused before or while decoding)."""

@@ -16,8 +16,10 @@ LANDMARK_NAMES: tuple[str, ...] = ("heel", "first_metatarsal", "first_mtp", "hal
 
 # Named aliases: each is one component of the OpenAPI document (one enum in a generated client).
 # Their values: get_args(Protocol.__value__).
-Protocol = TypeAliasType("Protocol", Literal["passive_nwb", "active_nwb", "weight_bearing", "heel_raise"])
-"""The test position: how the toe was bent when the photo was taken (GET /v1/protocols)."""
+Protocol = TypeAliasType("Protocol", Literal["passive_nwb", "active_nwb", "weight_bearing", "heel_raise", "walking",
+                                             "running"])
+"""The test position: how the toe was bent when the photo was taken, or the movement a clip shows
+(walking and running: clips only, the angle at push-off) (GET /v1/protocols)."""
 Side = TypeAliasType("Side", Literal["left", "right"])
 TOE_STATES: tuple[str, ...] = ("held", "lifted", "resting")
 """The toe pushed back by a hand or an object (a passive test), lifted by the person (active), or resting."""
@@ -38,6 +40,10 @@ REASON_CODES: dict[str, str] = {
     "markers_not_found": "skin markers: not 3 or 4 green stickers of one size, placed like a foot's",
     "markers_off_foot": "skin markers: the green stickers are not on a foot",
     "unusable_landmarks": "the landmarks found cannot be measured (missing, coincident, heel on the axis)",
+    "foot_lost": "clips: the foot moved too far between frames to be followed (it is looked for again)",
+    "too_few_frames": "clips: too few frames could be measured for a curve",
+    "no_heel_raise": "clips: the heel was not seen leaving the floor",
+    "no_push_off": "clips: no step's push-off was seen",
 }
 """Why a photo is refused: a stable code (for apps, to localise) and what it means. The texts beside
 each code in an answer say more (the numbers measured) and may change; the codes do not."""
@@ -276,4 +282,84 @@ class MeasurementResult(_Frozen):
         """An answer that says ok always carries the angle (finite: Measurement refuses NaN) and the verdict."""
         if self.status == "ok" and (self.measurement is None or self.verdict is None):
             raise ValueError("status ok needs a measurement and a verdict")
+        return self
+
+
+# ---- clips ------------------------------------------------------------------------------------
+
+class VideoInfo(_Frozen):
+    """What the clip's header says (width and height upright, after the container's rotation)."""
+
+    width: int = Field(gt=0, le=MAX_COORDINATE_PX)
+    height: int = Field(gt=0, le=MAX_COORDINATE_PX)
+    fps: float | None = Field(default=None, description="Nominal frame rate; frames are timed by their own timestamps")
+    frames: int | None = Field(default=None, description="Frame count from the header, when it has one")
+    duration_s: float | None = None
+    rotation_deg: int = Field(default=0, description="The container's rotation, applied to every frame")
+    container: str
+    codec: str | None = None
+
+
+class FrameReading(_Frozen):
+    """One frame of a clip: whether it was measured, how its landmarks were found, and its angle."""
+
+    index: int = Field(ge=0)
+    time_s: float = Field(description="Presentation time (variable frame rates keep their real timing)")
+    status: Literal["ok", "unmeasurable"]
+    reason_codes: tuple[ReasonCode, ...] = ()
+    found_by: Literal["detector", "followed", "given"] = Field(
+        description="detector: the whole frame was searched (stage 1 and 2); followed: only the forefoot crop the "
+                    "previous frame set (stage 2); given: the caller's points")
+    angle_deg: float | None = Field(default=None, description="This frame's angle; None when unmeasurable (a gap)")
+    uncertainty_deg: float | None = None
+    smoothed_deg: float | None = Field(default=None, description="The curve after smoothing; None in gaps")
+    heel_off: bool | None = Field(default=None, description="Whether the heel is off the floor (heel raise)")
+    landmarks: Landmarks | None = None
+
+
+class Step(_Frozen):
+    """One push-off: the frame where the toe bends furthest before it leaves the ground."""
+
+    frame: int
+    time_s: float
+    angle_deg: float
+
+
+class Movement(_Frozen):
+    """What the curve shows for the protocol: the heel raise's peak, or the push-off of each step."""
+
+    protocol: Protocol
+    angle_deg: float = Field(description="heel_raise: the peak while the heel is off the floor; walking/running: "
+                                         "the mean push-off angle over the steps")
+    spread_deg: float | None = Field(default=None, description="Standard deviation over the steps (2 or more)")
+    key_frame: int = Field(description="The frame shown: the peak, or the step closest to the mean")
+    key_time_s: float
+    steps: tuple[Step, ...] = ()
+    heel_off_frames: int | None = Field(default=None, description="heel_raise: frames with the heel off the floor")
+    notes: tuple[str, ...] = ()
+
+
+class VideoResult(_Frozen):
+    """The whole answer for one clip."""
+
+    status: Literal["ok", "unmeasurable"]
+    reasons: tuple[str, ...] = ()
+    reason_codes: tuple[ReasonCode, ...] = Field(
+        default=(), description="Stable codes: too_few_frames, no_heel_raise or no_push_off, then the frames' most "
+                                "common codes")
+    video: VideoInfo
+    detector: str
+    frames: tuple[FrameReading, ...]
+    frames_followed: int = Field(description="Frames measured from the previous frame's crop alone (stage 2)")
+    movement: Movement | None = None
+    measurement: Measurement | None = Field(default=None, description="The key frame's measurement")
+    verdict: Verdict | None = None
+    routine: Routine | None = None
+    options: MeasureOptions
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _ok_means_measured(self) -> VideoResult:
+        if self.status == "ok" and (self.movement is None or self.verdict is None):
+            raise ValueError("status ok needs a movement and a verdict")
         return self

@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1, description="Largest accepted upload")
     batch_max_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1,
                                       description="toeangle batch: larger files get an error row, unread")
+    video_max_seconds: float = Field(default=30.0, gt=0, description="Longest clip measured (longer: 413 / an error row)")
+    video_max_frames: int = Field(default=1800, ge=1, description="Most frames in a clip (30 s at 60 fps)")
+    video_max_decoded_pixels: float = Field(default=1800 * 1920 * 1080, gt=0,
+                                            description="Most pixels decoding a clip may take (frames x width x height)")
+    video_max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1, description="Largest accepted clip upload")
+    video_timeout_s: float = Field(default=180.0, gt=0, description="Per-request time limit for measuring a clip")
     workers: int = Field(default=2, ge=1, description="Inference worker processes of the service")
     queue_size: int = Field(default=8, ge=0, description="Requests allowed to wait for a worker before 503")
     request_timeout_s: float = Field(default=20.0, gt=0, description="Per-request time limit for inference")

@@ -28,11 +28,15 @@ from ..angle import measure_angle
 from ..decode import DecodedImage
 from ..errors import LandmarkError, ToeangleError
 from ..schema import LANDMARK_NAMES, Detection, Landmarks, Point, Quality, Reason, ViewCorrection
-from .base import to_original
+from .base import to_decoded, to_original
 from .contract import INPUT_NAME, LETTERBOX, STAGES, StageContract, letterbox_offset, to_input
 from .crops import FOREFOOT, apply_affine, forefoot_crop, invert_affine
 
 MODEL_CARD = "keypoints.json"
+MAX_FOLLOW_SCALE = 1.35
+"""From one frame to the next the metatarsal axis may grow or shrink this much before the foot counts as lost."""
+MAX_FOLLOW_MOVE = 0.6
+"""... and the big-toe joint may move this many axis lengths (a crop's margin is about one)."""
 
 
 class ModelMissingError(ToeangleError):
@@ -293,13 +297,19 @@ class KeypointDetector:
         second = self.model.stage2(rgb, heel, first.points[1], first.points[2])
         # recentre on the refined axis, and average over the card's shifted copies of that crop
         second = self.model.stage2(rgb, heel, second.points[0], second.points[1], self.model.test_time_shifts)
+        return self._judged(first, second, image, detector, check_heel_side=True)
+
+    def _judged(self, first: Stage1, second: Stage2, image: DecodedImage, detector: str,
+                check_heel_side: bool) -> Detection:
+        """Stage 2's answer through the quality gate, as a Detection."""
+        rgb, gate, heel = image.rgb, self.model.gate, first.points[0]
         reasons = _crop_reasons(second.crop, gate)
         if second.off_axis_deg > gate.max_off_axis_deg:
             reasons.append(_view_reason(second.off_axis_deg, gate.max_off_axis_deg))
         if second.lateral > gate.max_lateral:
             reasons.append(Reason("outer_side", "this looks like the outer side of the foot, where the big-toe joint "
                                   "is hidden behind the foot: photograph the inner side"))
-        if self.model.heel_side_margin(rgb, heel, second) < gate.min_heel_side_margin:
+        if check_heel_side and self.model.heel_side_margin(rgb, heel, second) < gate.min_heel_side_margin:
             reasons.append(Reason("heel_unsure", "the heel could not be placed reliably, so bent up and bent down "
                                   "cannot be told apart: photograph the whole foot, heel to toe"))
         landmarks = self._landmarks(first, second.points, second.spread, image)
@@ -314,6 +324,38 @@ class KeypointDetector:
                                   f"the toe's landmarks are too uncertain (+/- {spread_deg:.0f} degrees)"))
         return Detection(landmarks=landmarks, detector=detector, view_correction=correction,
                          quality=Quality.refuse(*reasons) if reasons else Quality.ok())
+
+    def follow(self, image: DecodedImage, previous: Landmarks) -> Detection:
+        """Stage 2 alone, on the forefoot crop that ``previous`` (the last frame's landmarks, original
+        pixels) defines: how a clip is tracked, stage 1 being the costly part.
+
+        The heel, which stage 2 does not place, moves with the metatarsal axis as one rigid piece: it
+        only sets which side is the sole, and in a heel raise the foot turns about the big-toe joint.
+        The photo gates on the crop, the view and the uncertainty apply; the heel-side check does not
+        (the side was settled when the foot was found). A crop that lost the foot is refused with
+        ``foot_lost``: the caller finds the foot again with ``detect``.
+        """
+        rough = to_decoded(previous, image).present()
+        if not {"heel", "first_metatarsal", "first_mtp"} <= rough.keys():
+            raise ValueError("following needs the previous heel, first_metatarsal and first_mtp")
+        heel, metatarsal, mtp = (np.array(rough[n].xy) for n in ("heel", "first_metatarsal", "first_mtp"))
+        second = self.model.stage2(image.rgb, heel, metatarsal, mtp, self.model.test_time_shifts)
+        detector = f"keypoint:{self.model.card['version']}"
+        old_axis, new_axis = mtp - metatarsal, second.points[1] - second.points[0]
+        ratio = np.hypot(*new_axis) / max(np.hypot(*old_axis), 1e-6)
+        moved = np.hypot(*(second.points[1] - mtp)) / max(np.hypot(*old_axis), 1e-6)
+        if not (1 / MAX_FOLLOW_SCALE < ratio < MAX_FOLLOW_SCALE) or moved > MAX_FOLLOW_MOVE:
+            return Detection(landmarks=previous, detector=detector, quality=Quality.refuse(Reason(
+                "foot_lost", f"the foot moved or changed size too much since the last frame (axis x{ratio:.2f}, "
+                f"joint moved {moved:.2f} axis lengths)")))
+        turn = np.arctan2(np.cross(old_axis, new_axis), np.dot(old_axis, new_axis))
+        rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]]) * ratio
+        heel = second.points[0] + rotation @ (heel - metatarsal)
+        in_frame = [1.0 if n not in rough or rough[n].confidence is None else rough[n].confidence
+                    for n in LANDMARK_NAMES]
+        first = Stage1(points=np.vstack([heel, second.points]), presence=1.0, in_frame=np.array(in_frame),
+                       off_axis_deg=second.off_axis_deg, disagreement=0.0)
+        return self._judged(first, second, image, detector, check_heel_side=False)
 
     def _stage1_reasons(self, first: Stage1, image: DecodedImage) -> list[Reason]:
         gate = self.model.gate

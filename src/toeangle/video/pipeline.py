@@ -1,0 +1,106 @@
+"""clip -> frames -> tracked landmarks -> angle per frame -> smoothed curve -> movement -> verdict + routine.
+
+The photo path's pieces do the work: the same detector (held by a Measurer), the same angle and
+quality gate per frame (Measurer.assess), the same verdict and routine for the movement's angle.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..decode import DecodedImage
+from ..pipeline import Measurer
+from ..routine import prescribe
+from ..schema import FrameReading, Landmarks, MeasurementResult, MeasureOptions, Reason, VideoResult
+from ..verdict import judge
+from .clip import Clip, ClipLimits
+from .curve import smooth
+from .movement import find_movement, heel_off_mask
+from .track import Tracker
+
+MIN_MEASURED_FRAMES = 5
+"""Fewer measured frames than this make no curve."""
+
+
+@dataclass(frozen=True)
+class KeyFrame:
+    """The key frame's picture and its own (per-frame) answer, for the overlay."""
+
+    image: DecodedImage
+    result: MeasurementResult
+
+
+class VideoMeasurer:
+    def __init__(self, measurer: Measurer | None = None, limits: ClipLimits | None = None):
+        self.measurer = measurer or Measurer()
+        settings = self.measurer.settings
+        self.limits = limits or ClipLimits(max_seconds=settings.video_max_seconds, max_frames=settings.video_max_frames,
+                                           max_decoded_pixels=settings.video_max_decoded_pixels)
+
+    def measure_clip(self, data: bytes, options: MeasureOptions | None = None,
+                     points: Landmarks | None = None) -> VideoResult:
+        """Measure a clip; ``points`` are the first frame's landmarks, followed from there.
+
+        Raises VideoDecodeError for bytes that are not a usable clip (or over the limits) and
+        LandmarkError for given points that do not fit its frames; a clip whose foot cannot be
+        read is a result with status "unmeasurable" and every frame's reasons.
+        """
+        options = options or MeasureOptions(protocol="heel_raise")
+        started = time.perf_counter()
+        readings, measurements, detectors, followed = [], [], Counter(), 0
+        with Clip(data, self.limits) as clip:
+            for tracked in Tracker(self.measurer.detector, points).track(clip.frames()):
+                one = self.measurer.assess(tracked.detection, options, None, {}, strict=tracked.found_by == "given")
+                readings.append(_reading(tracked.frame.index, tracked.frame.time_s, tracked.found_by, one))
+                measurements.append(one.measurement)
+                followed += tracked.found_by == "followed"
+                if one.status == "ok":
+                    detectors[one.detector] += 1
+            info = clip.info
+        curve = smooth(np.array([r.time_s for r in readings]),
+                       np.array([np.nan if r.angle_deg is None else r.angle_deg for r in readings]))
+        readings = [r.model_copy(update={"smoothed_deg": None if np.isnan(v) else round(float(v), 2)})
+                    for r, v in zip(readings, curve)]
+        base = dict(video=info, detector=detectors.most_common(1)[0][0] if detectors else self.measurer.detector.name,
+                    options=options, frames_followed=followed)
+        measured = sum(r.status == "ok" for r in readings)
+        if measured < MIN_MEASURED_FRAMES:
+            refusal = Reason("too_few_frames", f"only {measured} of {len(readings)} frames could be measured "
+                             f"(at least {MIN_MEASURED_FRAMES} needed)")
+            return self._refused(refusal, readings, base, started)
+        if options.protocol == "heel_raise":
+            off = heel_off_mask(readings, curve)
+            readings = [r.model_copy(update={"heel_off": bool(off[i]) if r.status == "ok" else None})
+                        for i, r in enumerate(readings)]
+        movement, refusal = find_movement(readings, options.protocol)
+        if refusal is not None:
+            return self._refused(refusal, readings, base, started)
+        key = readings[movement.key_frame]
+        verdict = judge(movement.angle_deg, options, self.measurer.rules, key.uncertainty_deg)
+        return VideoResult(status="ok", **base, frames=tuple(readings), movement=movement,
+                           measurement=measurements[movement.key_frame],
+                           verdict=verdict, routine=prescribe(verdict, self.measurer.rules, pain=options.pain),
+                           timings_ms=_timings(started, len(readings)))
+
+    def _refused(self, refusal: Reason, readings, base, started) -> VideoResult:
+        common = Counter(c for r in readings for c in r.reason_codes).most_common(3)
+        codes = (refusal.code, *(c for c, _ in common if c != refusal.code))
+        texts = (refusal.text, *(f"{n} frames: {c}" for c, n in common if c != refusal.code))
+        return VideoResult(status="unmeasurable", reasons=texts, reason_codes=codes, **base, frames=tuple(readings),
+                           timings_ms=_timings(started, len(readings)))
+
+
+def _reading(index: int, time_s: float, found_by: str, one: MeasurementResult) -> FrameReading:
+    m = one.measurement
+    return FrameReading(index=index, time_s=round(time_s, 4), status=one.status, reason_codes=one.reason_codes,
+                        found_by=found_by, angle_deg=None if m is None else m.angle_deg,
+                        uncertainty_deg=None if m is None else m.uncertainty_deg, landmarks=one.landmarks)
+
+
+def _timings(started: float, frames: int) -> dict[str, float]:
+    seconds = time.perf_counter() - started
+    return {"total_ms": round(seconds * 1e3, 1), "frames_per_s": round(frames / max(seconds, 1e-9), 1)}

@@ -1,0 +1,62 @@
+"""Frames -> landmarks per frame: the foot is found once (stage 1 and 2), then followed.
+
+Stage 1 (the whole frame, in eight turned and mirrored copies, twice) is most of a photo's cost;
+from one frame to the next the foot moves little, so the previous frame's points set the forefoot
+crop and only stage 2 runs (KeypointDetector.follow). When following fails because the foot left
+the crop (or the view, or the points, became unreadable), the next search is of the whole frame.
+Frames that are only blurred, dark or overexposed keep the last good points to follow from: the
+foot has not gone, the frame is just unreadable. Skin markers, being exact, are looked for in
+every frame while they are found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from ..detectors import KeypointDetector, LandmarkDetector, ManualPoints
+from ..schema import Detection, Landmarks
+from .clip import Frame
+
+FOLLOW_NEEDS = ("heel", "first_metatarsal", "first_mtp")
+PICTURE_ONLY = frozenset({"blurred", "too_dark", "overexposed"})
+"""Refusals about the frame, not the foot's place: the foot is still where it was."""
+
+
+@dataclass(frozen=True)
+class Tracked:
+    frame: Frame
+    detection: Detection
+    found_by: str  # detector | followed | given
+
+
+def keypoint_in(detector: LandmarkDetector) -> KeypointDetector | None:
+    """The keypoint model among the detector's parts (``auto`` is markers, then the model)."""
+    parts = getattr(detector, "detectors", [detector])
+    return next((d for d in parts if isinstance(d, KeypointDetector)), None)
+
+
+class Tracker:
+    def __init__(self, detector: LandmarkDetector, given: Landmarks | None = None):
+        self.detector = detector
+        self.follower = keypoint_in(detector)
+        self.given = given
+
+    def track(self, frames: Iterable[Frame]) -> Iterator[Tracked]:
+        previous: Landmarks | None = None  # what the next frame follows from; None: search the whole frame
+        for frame in frames:
+            if frame.index == 0 and self.given is not None:
+                detection, found_by = ManualPoints(self.given).detect(frame.image), "given"
+            elif previous is not None:
+                detection, found_by = self.follower.follow(frame.image, previous), "followed"
+                if detection.quality.status != "ok" and not set(detection.quality.reason_codes) <= PICTURE_ONLY:
+                    detection, found_by = self.detector.detect(frame.image), "detector"
+            else:
+                detection, found_by = self.detector.detect(frame.image), "detector"
+            if detection.quality.status == "ok":
+                followable = self.follower is not None and not detection.detector.startswith("markers") \
+                    and all(n in detection.landmarks.present() for n in FOLLOW_NEEDS)
+                previous = detection.landmarks if followable else None
+            elif found_by == "detector":
+                previous = None
+            yield Tracked(frame, detection, found_by)
