@@ -1,6 +1,6 @@
-"""Command line: translates arguments to the pipeline and results to text or JSON.
+"""Command line: translates arguments to the pipelines (photo, clip) and results to text or JSON.
 
-Exit codes: 0 measured, 1 photo unmeasurable (reasons printed), 2 bad input or usage.
+Exit codes: 0 measured, 1 photo or clip unmeasurable (reasons printed), 2 bad input or usage.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from .decode import encode_png
 from .errors import ToeangleError
 from .overlay import draw_overlay
 from .pipeline import Measurer
-from .schema import Landmarks, MeasurementResult, MeasureOptions, Protocol
+from .schema import Landmarks, MeasurementResult, MeasureOptions, Protocol, Routine, Verdict, VideoResult
 
 
 def _points(value: str) -> Landmarks:
@@ -40,15 +40,41 @@ def format_result(result: MeasurementResult) -> str:
         lines.append(f"  between the drawn points {m.angle_2d_deg:.1f} deg, corrected by {m.view_correction.degrees:+.1f} "
                      "for the camera's view of the foot")
     lines += [f"  note: {note}" for note in m.notes]
+    lines += _verdict_lines(v, r)
+    lines.append(f"Landmarks from: {result.detector}")
+    return "\n".join(lines)
+
+
+def _verdict_lines(v: Verdict, r: Routine) -> list[str]:
     grade = f", {v.grade.system} grade {v.grade.grade}: {v.grade.description}" if v.grade else ""
-    lines.append(f"Verdict: {v.label}{grade}")
-    lines.append(f"  {v.summary}")
-    lines.append(f"Routine ({r.severity}):")
+    lines = [f"Verdict: {v.label}{grade}", f"  {v.summary}", f"Routine ({r.severity}):"]
     lines += [f"  {i}. {e.name}: {e.dose}. {e.how}" for i, e in enumerate(r.exercises, 1)]
     lines.append(f"  {r.advice}")
     if r.see_clinician:
         lines.append("  Please see a clinician.")
     lines.append(f"  ({r.disclaimer})")
+    return lines
+
+
+def format_video_result(result: VideoResult) -> str:
+    frames = result.frames
+    measured = sum(f.status == "ok" for f in frames)
+    lines = [f"Clip: {len(frames)} frames, {result.video.width}x{result.video.height}"
+             + (f", {result.video.fps:g} fps" if result.video.fps else "")
+             + (f", turned {result.video.rotation_deg} deg" if result.video.rotation_deg else ""),
+             f"  measured {measured} of {len(frames)} frames ({result.frames_followed} followed from the previous "
+             f"frame's crop, stage 2 only)"]
+    if result.status != "ok":
+        return "\n".join([*lines, "Unmeasurable: " + "; ".join(result.reasons)])
+    mv = result.movement
+    if mv.steps:
+        spread = f" +/- {mv.spread_deg:.1f} (SD)" if mv.spread_deg is not None else ""
+        lines.append(f"Push-off: {mv.angle_deg:.1f} deg{spread} over {len(mv.steps)} steps")
+        lines += [f"  step at {s.time_s:.2f} s (frame {s.frame}): {s.angle_deg:.1f} deg" for s in mv.steps]
+    else:
+        lines.append(f"Peak: {mv.angle_deg:.1f} deg at {mv.key_time_s:.2f} s (frame {mv.key_frame})")
+    lines += [f"  note: {note}" for note in mv.notes]
+    lines += _verdict_lines(result.verdict, result.routine)
     lines.append(f"Landmarks from: {result.detector}")
     return "\n".join(lines)
 
@@ -61,6 +87,26 @@ def cmd_measure(args: argparse.Namespace) -> int:
         args.overlay.write_bytes(encode_png(draw_overlay(outcome.image, outcome.result)))
     print(outcome.result.model_dump_json(indent=2) if args.json else format_result(outcome.result))
     return 0 if outcome.result.status == "ok" else 1
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    from .video.annotate import key_frame, write_annotated_clip
+    from .video.pipeline import VideoMeasurer
+    from .video.plot import plot_svg
+
+    options = MeasureOptions(protocol=args.protocol, side=args.side, other_foot_angle_deg=args.other_foot_angle,
+                             pain=args.pain)
+    data = args.clip.read_bytes()
+    measurer = VideoMeasurer()
+    result = measurer.measure_clip(data, options, points=args.points)
+    if args.plot:
+        args.plot.write_text(plot_svg(result, measurer.measurer.rules.protocols[options.protocol].normal_min_deg))
+    if args.key_frame:
+        args.key_frame.write_bytes(encode_png(draw_overlay(*key_frame(data, result, measurer.limits))))
+    if args.overlay_video:
+        write_annotated_clip(data, result, measurer.limits, args.overlay_video)
+    print(result.model_dump_json(indent=2) if args.json else format_video_result(result))
+    return 0 if result.status == "ok" else 1
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -93,6 +139,23 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--json", action="store_true", help="print the full result as JSON")
     measure.add_argument("--overlay", type=Path, help="write the annotated photo here (PNG)")
     measure.set_defaults(run=cmd_measure)
+
+    video = sub.add_parser("video", help="measure a clip: the heel raise's peak, or the push-off of each step")
+    video.add_argument("clip", type=Path, help="MP4, MOV, WebM or AVI (H.264, HEVC, VP9, ...); side-on view of the "
+                                               "inner foot")
+    video.add_argument("--protocol", choices=get_args(Protocol.__value__), default="heel_raise",
+                       help="heel_raise (default): the peak while the heel is off the floor; walking, running: the "
+                            "angle at push-off, per step")
+    video.add_argument("--points", type=_points, help="the first frame's landmarks as JSON (or a JSON file); "
+                                                      "followed from there")
+    video.add_argument("--side", choices=["left", "right"])
+    video.add_argument("--other-foot-angle", type=float, help="the other foot's angle, for the side-to-side loss")
+    video.add_argument("--pain", action="store_true", help="the toe hurts in mid-range passive motion")
+    video.add_argument("--json", action="store_true", help="print the full result (every frame) as JSON")
+    video.add_argument("--plot", type=Path, help="write the curve here (SVG)")
+    video.add_argument("--key-frame", type=Path, help="write the key frame with the overlay here (PNG)")
+    video.add_argument("--overlay-video", type=Path, help="write the annotated clip here (MP4)")
+    video.set_defaults(run=cmd_video)
 
     from .batch.cli import add_parser as add_batch_parser
     add_batch_parser(sub)

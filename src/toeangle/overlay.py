@@ -27,7 +27,7 @@ def _pt(xy: np.ndarray) -> tuple[int, int]:
     return int(round(xy[0])), int(round(xy[1]))
 
 
-def _label(canvas: np.ndarray, text: str, org: tuple[int, int], scale: float, colour: tuple[int, int, int]) -> None:
+def draw_label(canvas: np.ndarray, text: str, org: tuple[int, int], scale: float, colour: tuple[int, int, int]) -> None:
     thickness = max(1, int(round(scale * 2)))
     (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
     x, y = org
@@ -65,10 +65,10 @@ def draw_overlay(image: DecodedImage, result: MeasurementResult) -> np.ndarray:
         cv2.circle(canvas, _pt(xy), max(3, int(5 * unit)), (255, 255, 0), cv2.FILLED, cv2.LINE_AA)
         if confidence is not None and confidence < LOW_CONFIDENCE:
             cv2.circle(canvas, _pt(xy), max(6, int(11 * unit)), (255, 0, 0), thick, cv2.LINE_AA)
-        _label(canvas, name, (_pt(xy)[0] + int(8 * unit), _pt(xy)[1] - int(8 * unit)), 0.45 * unit, (255, 255, 0))
+        draw_label(canvas, name, (_pt(xy)[0] + int(8 * unit), _pt(xy)[1] - int(8 * unit)), 0.45 * unit, (255, 255, 0))
 
     if m is not None:  # drawn after the landmark labels, so the value is never hidden under one
-        _label(canvas, f"{m.angle_2d_deg:.0f} deg", _pt(angle_text_at), 0.7 * unit, colour)  # what the arc shows
+        draw_label(canvas, f"{m.angle_2d_deg:.0f} deg", _pt(angle_text_at), 0.7 * unit, colour)  # what the arc shows
 
     if m is not None and result.verdict is not None:
         headline = f"{m.angle_deg:.0f} deg"
@@ -82,7 +82,7 @@ def draw_overlay(image: DecodedImage, result: MeasurementResult) -> np.ndarray:
     else:
         headline = "unmeasurable: " + "; ".join(result.reasons)
     for i, line in enumerate(_wrap(headline, canvas.shape[1] - int(24 * unit), 0.8 * unit)):
-        _label(canvas, line, (int(12 * unit), int((36 + 34 * i) * unit)), 0.8 * unit, colour)
+        draw_label(canvas, line, (int(12 * unit), int((36 + 34 * i) * unit)), 0.8 * unit, colour)
     return canvas
 
 

@@ -19,6 +19,9 @@ from ..decode import DecodedImage
 from ..errors import CorruptVideoError, UnsupportedVideoError, VideoTooLargeError
 from ..schema import VideoInfo
 
+cv2.setLogLevel(0)  # silent
+"""FFmpeg's complaints about a broken clip reach the user as this module's errors, not as log lines."""
+
 MP4_BOXES = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip")
 """An ISO media (MP4/MOV) file starts with one of these boxes, 4 bytes in."""
 EBML_MAGIC = b"\x1a\x45\xdf\xa3"
@@ -70,9 +73,7 @@ class Clip:
         width, height = int(get(cv2.CAP_PROP_FRAME_WIDTH)), int(get(cv2.CAP_PROP_FRAME_HEIGHT))
         if width <= 0 or height <= 0:
             raise UnsupportedVideoError(f"the {container} file has no video track (audio only?)")
-        rotation = int(round(get(cv2.CAP_PROP_ORIENTATION_META))) % 360
-        if rotation in (90, 270):
-            width, height = height, width
+        rotation = int(round(get(cv2.CAP_PROP_ORIENTATION_META))) % 360  # width and height are already upright
         fps = float(get(cv2.CAP_PROP_FPS))
         frames = int(get(cv2.CAP_PROP_FRAME_COUNT))
         fourcc = int(get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode("ascii", "replace").strip("\x00 ")

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-HALF_WINDOW_S = 0.1
-"""Half-width of the fitting window: a heel raise's peak lasts half a second or more, a running
-push-off a tenth of one; at 30 frames/s this is 7 frames."""
-MIN_FRAMES_EACH_SIDE = 2
+HALF_WINDOW_S = 0.15
+"""Half-width of the fitting window: a heel raise's peak lasts half a second or more, a walking
+push-off a few tenths; at 30 frames/s the window holds 9 frames."""
+MIN_FRAMES_EACH_SIDE = 3
 """The window widens at low frame rates to hold at least this many frames on each side."""
 ROBUST_SCALE = 6.0
 """Residuals beyond this many median absolute residuals get no weight (Cleveland 1979)."""
@@ -33,7 +33,7 @@ def smooth(times_s: np.ndarray, values: np.ndarray, half_window_s: float = HALF_
     step = float(np.median(np.diff(tt))) if len(tt) > 1 else 0.0
     half = max(half_window_s, (MIN_FRAMES_EACH_SIDE + 0.5) * step)
     robust = np.ones_like(yy)
-    for _ in range(2):
+    for _ in range(3):
         fitted = np.array([_local_fit(tt, yy, robust, centre, half) for centre in tt])
         residual = yy - fitted
         scale = np.median(np.abs(residual)) * ROBUST_SCALE
@@ -48,8 +48,8 @@ def _local_fit(t: np.ndarray, y: np.ndarray, robust: np.ndarray, centre: float, 
     near = np.abs(t - centre) < half
     d = (t[near] - centre) / half
     w = (1 - np.abs(d) ** 3) ** 3 * robust[near]
-    if np.count_nonzero(w > 1e-6) < 3:
-        return float(y[np.argmin(np.abs(t - centre))])
+    if np.count_nonzero(w > 1e-6) < 3:  # too few trusted frames nearby for a curve: their median
+        return float(np.median(y[near]))
     design = np.stack([np.ones_like(d), d, d * d], 1) * np.sqrt(w)[:, None]
     coef, *_ = np.linalg.lstsq(design, y[near] * np.sqrt(w), rcond=None)
     return float(coef[0])

@@ -20,7 +20,7 @@ from ..verdict import judge
 from .clip import Clip, ClipLimits
 from .curve import smooth
 from .movement import find_movement, heel_off_mask
-from .track import Tracker
+from .track import Tracker, keypoint_in
 
 MIN_MEASURED_FRAMES = 5
 """Fewer measured frames than this make no curve."""
@@ -37,6 +37,7 @@ class KeyFrame:
 class VideoMeasurer:
     def __init__(self, measurer: Measurer | None = None, limits: ClipLimits | None = None):
         self.measurer = measurer or Measurer()
+        self.follower = keypoint_in(self.measurer.detector)
         settings = self.measurer.settings
         self.limits = limits or ClipLimits(max_seconds=settings.video_max_seconds, max_frames=settings.video_max_frames,
                                            max_decoded_pixels=settings.video_max_decoded_pixels)
@@ -53,7 +54,7 @@ class VideoMeasurer:
         started = time.perf_counter()
         readings, measurements, detectors, followed = [], [], Counter(), 0
         with Clip(data, self.limits) as clip:
-            for tracked in Tracker(self.measurer.detector, points).track(clip.frames()):
+            for tracked in Tracker(self.measurer.detector, self.follower, points).track(clip.frames()):
                 one = self.measurer.assess(tracked.detection, options, None, {}, strict=tracked.found_by == "given")
                 readings.append(_reading(tracked.frame.index, tracked.frame.time_s, tracked.found_by, one))
                 measurements.append(one.measurement)

@@ -37,10 +37,11 @@ def keypoint_in(detector: LandmarkDetector) -> KeypointDetector | None:
 
 
 class Tracker:
-    def __init__(self, detector: LandmarkDetector, given: Landmarks | None = None):
-        self.detector = detector
-        self.follower = keypoint_in(detector)
-        self.given = given
+    """``detector`` searches a whole frame; ``follower`` (anything with KeypointDetector.follow) follows
+    the foot from the previous frame's points; without one, every frame is searched."""
+
+    def __init__(self, detector: LandmarkDetector, follower: KeypointDetector | None, given: Landmarks | None = None):
+        self.detector, self.follower, self.given = detector, follower, given
 
     def track(self, frames: Iterable[Frame]) -> Iterator[Tracked]:
         previous: Landmarks | None = None  # what the next frame follows from; None: search the whole frame
