@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 from pathlib import Path
 
 import cv2
@@ -180,3 +181,28 @@ def marker_photo(real_photos):
 
 # Real `toeangle serve` processes for the service tests (tests/service_server.py).
 from service_server import server, tight_server  # noqa: E402,F401
+
+
+def mp4(frames: list[np.ndarray], fps: float, path: Path) -> bytes:
+    """An MPEG-4 part 2 clip of RGB frames (OpenCV's own encoder), as bytes."""
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    for rgb in frames:
+        writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path.read_bytes()
+
+
+@pytest.fixture(scope="session")
+def rendered_heel_raise(tmp_path_factory):
+    """A rendered heel raise (FIND foot, camera shake, motion blur) and its true angle per frame."""
+    pytest.importorskip("moderngl")
+    sys.path.insert(0, str(REPO / "training"))
+    try:
+        from clips import CLIPS_START, render_clip, write_mp4
+        clip = render_clip(CLIPS_START + 1, n_frames=24, long_side=640, rise_deg=28.0)
+    except Exception as exc:  # no EGL on this machine
+        pytest.skip(f"cannot render: {exc}")
+    path = tmp_path_factory.mktemp("clips") / "heel_raise.mp4"
+    write_mp4(clip, str(path))
+    return path, clip

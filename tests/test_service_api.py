@@ -271,7 +271,8 @@ def test_openapi_is_versioned_and_has_examples(server):
 def test_openapi_shares_one_component_per_concept_and_declares_headers(server):
     spec = httpx.get(server.url + "/openapi.json").json()
     schemas = spec["components"]["schemas"]
-    assert schemas["Protocol"]["enum"] == ["passive_nwb", "active_nwb", "weight_bearing", "heel_raise"]
+    assert schemas["Protocol"]["enum"] == ["passive_nwb", "active_nwb", "weight_bearing", "heel_raise", "walking",
+                                           "running"]
     assert schemas["Side"]["enum"] == ["left", "right"] and set(schemas["ReasonCode"]["enum"]) == set(REASON_CODES)
     text = json.dumps(spec)
     assert '"enum": ["passive_nwb"' not in text.replace(json.dumps(schemas["Protocol"]), "")  # no second copy

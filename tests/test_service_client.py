@@ -69,7 +69,8 @@ def test_a_generated_client_measures_and_rescores_dragged_points(client_package,
         return File(payload=BytesIO(path.read_bytes()), file_name="photo", mime_type="image/jpeg")
 
     # one enum per concept, shared by the form, the options and the protocols list
-    assert {p.value for p in Protocol} == {"passive_nwb", "active_nwb", "weight_bearing", "heel_raise"}
+    assert {p.value for p in Protocol} == {"passive_nwb", "active_nwb", "weight_bearing", "heel_raise", "walking",
+                                           "running"}
     response = measurements_create.sync_detailed(client=client, body=MeasurementsCreateBody(
         photo=photo(SAMPLES / "restricted_right_leg.jpg"), protocol=Protocol.PASSIVE_NWB, side=Side.RIGHT))
     first = response.parsed

@@ -11,7 +11,8 @@ from toeangle.schema import MeasureOptions
 from toeangle.verdict import judge, side_to_side_loss_pct
 
 RULES = load_rules()
-THRESHOLDS = {"passive_nwb": 65.0, "active_nwb": 42.0, "weight_bearing": 25.0, "heel_raise": 42.0}
+THRESHOLDS = {"passive_nwb": 65.0, "active_nwb": 42.0, "weight_bearing": 25.0, "heel_raise": 42.0, "walking": 42.0,
+              "running": 42.0}
 
 
 def verdict(angle, protocol="passive_nwb", uncertainty=None, **options):
@@ -46,7 +47,7 @@ def test_coughlin_shurnas_grades_by_angle(angle, grade):
 
 def test_no_grade_when_normal_or_for_ungraded_protocols():
     assert verdict(65).grade is None
-    for protocol in ("active_nwb", "weight_bearing", "heel_raise"):
+    for protocol in ("active_nwb", "weight_bearing", "heel_raise", "walking", "running"):
         assert verdict(5, protocol).grade is None
 
 

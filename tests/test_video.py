@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import struct
-import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import mp4
 
 from toeangle.cli import main
 from toeangle.errors import CorruptVideoError, UnsupportedVideoError, VideoTooLargeError
@@ -20,16 +18,6 @@ from toeangle.video.clip import Clip, ClipLimits, Frame
 from toeangle.video.curve import smooth
 from toeangle.video.movement import find_movement, heel_off_mask
 from toeangle.video.track import Tracker
-
-
-def mp4(frames: list[np.ndarray], fps: float, path: Path) -> bytes:
-    """An MPEG-4 part 2 clip of RGB frames (OpenCV's own encoder), as bytes."""
-    h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    for rgb in frames:
-        writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path.read_bytes()
 
 
 def marked_frames(n: int = 6, size: tuple[int, int] = (64, 32)) -> list[np.ndarray]:
@@ -266,23 +254,8 @@ def test_cli_bad_clips_exit_2_with_a_clear_message(tmp_path, capsys, content, me
     assert message in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def rendered_clip(tmp_path_factory):
-    """A rendered heel raise (FIND foot, camera shake, motion blur) and its true angle per frame."""
-    pytest.importorskip("moderngl")
-    sys.path.insert(0, str(REPO / "training"))
-    try:
-        from clips import CLIPS_START, render_clip, write_mp4
-        clip = render_clip(CLIPS_START + 1, n_frames=24, long_side=640, rise_deg=28.0)
-    except Exception as exc:  # no EGL on this machine
-        pytest.skip(f"cannot render: {exc}")
-    path = tmp_path_factory.mktemp("clips") / "heel_raise.mp4"
-    write_mp4(clip, str(path))
-    return path, clip
-
-
-def test_cli_measures_a_rendered_heel_raise_and_writes_plot_key_frame_and_clip(rendered_clip, tmp_path, capsys):
-    path, truth = rendered_clip
+def test_cli_measures_a_rendered_heel_raise_and_writes_plot_key_frame_and_clip(rendered_heel_raise, tmp_path, capsys):
+    path, truth = rendered_heel_raise
     plot, key, annotated = tmp_path / "curve.svg", tmp_path / "key.png", tmp_path / "annotated.mp4"
     code = main(["video", str(path), "--json", "--plot", str(plot), "--key-frame", str(key),
                  "--overlay-video", str(annotated)])
@@ -303,8 +276,8 @@ def test_cli_measures_a_rendered_heel_raise_and_writes_plot_key_frame_and_clip(r
     assert "Peak:" in text and "Verdict:" in text and "Routine" in text
 
 
-def test_walking_reads_one_whole_rise_as_one_push_off_with_the_walking_norm(rendered_clip, capsys):
-    path, _ = rendered_clip
+def test_walking_reads_one_whole_rise_as_one_push_off_with_the_walking_norm(rendered_heel_raise, capsys):
+    path, _ = rendered_heel_raise
     code = main(["video", str(path), "--protocol", "walking", "--json"])
     result = json.loads(capsys.readouterr().out)
     # one rise, seen whole: one push-off; the verdict uses the walking norm

@@ -28,7 +28,7 @@ from .. import __version__
 from ..settings import Settings, get_settings
 from . import openapi, problems
 from .deps import LANDMARKS_AT_ONCE, Places, key_dependencies
-from .routers import measurements, operations, reference, web
+from .routers import measurements, operations, reference, videos, web
 from .workers import WorkerPool
 
 log = logging.getLogger("toeangle.service")
@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     secured = key_dependencies(settings)
     app.include_router(measurements.router, dependencies=secured)
+    app.include_router(videos.router, dependencies=secured)
     app.include_router(reference.router, dependencies=secured)
     app.include_router(operations.router)
     app.include_router(web.router)

@@ -161,10 +161,17 @@ async def photo_body(request: Request, settings: SettingsDep, ticket: TicketDep)
                            f"{settings.max_upload_bytes:,} bytes for the photo (TOEANGLE_MAX_UPLOAD_BYTES)")
 
 
+async def video_body(request: Request, settings: SettingsDep, ticket: TicketDep) -> bytes:
+    """The clip form's bytes, read once this request holds a place (``ticket``)."""
+    return await read_body(request, settings.video_max_upload_bytes + MULTIPART_OVERHEAD, settings.body_timeout_s,
+                           f"{settings.video_max_upload_bytes:,} bytes for the clip (TOEANGLE_VIDEO_MAX_UPLOAD_BYTES)")
+
+
 async def landmarks_body(request: Request, settings: SettingsDep,
                          _: Annotated[None, Depends(landmarks_place)]) -> bytes:
     return await read_body(request, LANDMARKS_BODY_BYTES, settings.body_timeout_s, f"{LANDMARKS_BODY_BYTES:,} bytes")
 
 
 PhotoBodyDep = Annotated[bytes, Depends(photo_body)]
+VideoBodyDep = Annotated[bytes, Depends(video_body)]
 LandmarksBodyDep = Annotated[bytes, Depends(landmarks_body)]

@@ -15,7 +15,16 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import CorruptImageError, ImageTooLargeError, LandmarkError, ToeangleError, UnsupportedImageError
+from ..errors import (
+    CorruptImageError,
+    CorruptVideoError,
+    ImageTooLargeError,
+    LandmarkError,
+    ToeangleError,
+    UnsupportedImageError,
+    UnsupportedVideoError,
+    VideoTooLargeError,
+)
 from .uploads import DRAIN_FACTOR, MULTIPART_OVERHEAD, drain
 from .workers import NotReady, Overloaded, TimedOut
 
@@ -67,6 +76,9 @@ CORE_ERRORS: tuple[tuple[type[ToeangleError], int, str, str], ...] = (
     (UnsupportedImageError, 415, "unsupported-image", "Not an image in an accepted format"),
     (ImageTooLargeError, 413, "too-many-pixels", "Image has too many pixels"),
     (CorruptImageError, 422, "corrupt-image", "Corrupt or truncated image"),
+    (UnsupportedVideoError, 415, "unsupported-video", "Not a clip in an accepted container"),
+    (VideoTooLargeError, 413, "clip-too-long", "Clip too long or too large to decode"),
+    (CorruptVideoError, 422, "corrupt-video", "Corrupt or truncated clip"),
     (LandmarkError, 422, "unusable-landmarks", "Landmarks cannot be measured"),
     (ToeangleError, 422, "unprocessable", "Input cannot be processed"),
 )

@@ -40,7 +40,7 @@ import numpy as np
 from ..child_process import exit_with_parent
 from ..decode import encode_png
 from ..overlay import draw_overlay
-from ..schema import Landmarks, MeasurementResult, MeasureOptions
+from ..schema import Landmarks, MeasurementResult, MeasureOptions, VideoResult
 from ..settings import Settings
 
 log = logging.getLogger("toeangle.service")
@@ -85,6 +85,15 @@ class WorkerAnswer:
     cpu_ms: float
 
 
+@dataclass(frozen=True)
+class VideoAnswer:
+    result: VideoResult
+    plot_svg: str | None
+    key_frame_png: bytes | None
+    worker_pid: int
+    cpu_ms: float
+
+
 # ---- inside each worker process ------------------------------------------------------
 
 WORKER_NICE = 5
@@ -115,18 +124,37 @@ def _worker_main(conn, settings: Settings) -> None:
             return
         if job is None:
             return
-        data, options, points, overlay = job
+        kind, data, options, points, pictures = job
         started = time.process_time()
         try:
-            outcome = measurer.measure_photo(data, options, points=points)
-            png = encode_png(draw_overlay(outcome.image, outcome.result)) if overlay else None
-            reply = ("ok", WorkerAnswer(outcome.result, png, os.getpid(), (time.process_time() - started) * 1e3))
+            if kind == "video":
+                reply = ("ok", _measure_clip(measurer, data, options, points, pictures, started))
+            else:
+                outcome = measurer.measure_photo(data, options, points=points)
+                png = encode_png(draw_overlay(outcome.image, outcome.result)) if pictures else None
+                reply = ("ok", WorkerAnswer(outcome.result, png, os.getpid(), (time.process_time() - started) * 1e3))
         except Exception as exc:
             reply = ("error", exc)
         try:
             conn.send(reply)
         except Exception as exc:  # an exception that does not pickle
             conn.send(("error", RuntimeError(f"{type(reply[1]).__name__}: {reply[1]}; ({exc})")))
+
+
+def _measure_clip(measurer, data: bytes, options: MeasureOptions, points: Landmarks | None, pictures: bool,
+                  started: float) -> VideoAnswer:
+    """A clip, measured with the worker's Measurer (its models); the plot and the key frame when asked for."""
+    from ..video.annotate import key_frame
+    from ..video.pipeline import VideoMeasurer
+    from ..video.plot import plot_svg
+
+    videos = VideoMeasurer(measurer)
+    result = videos.measure_clip(data, options, points)
+    svg = png = None
+    if pictures:
+        svg = plot_svg(result, measurer.rules.protocols[options.protocol].normal_min_deg)
+        png = encode_png(draw_overlay(*key_frame(data, result, videos.limits)))
+    return VideoAnswer(result, svg, png, os.getpid(), (time.process_time() - started) * 1e3)
 
 
 # ---- in the service process ----------------------------------------------------------
@@ -149,6 +177,7 @@ class Ticket:
 class _Job:
     args: tuple
     future: Future
+    limit_s: float
 
 
 class _Slot:
@@ -235,7 +264,7 @@ class _Slot:
                 continue
             try:
                 conn.send(job.args)
-                done = wait([conn, process.sentinel], max(STUCK_AFTER_S, 3 * self.pool.settings.request_timeout_s))
+                done = wait([conn, process.sentinel], max(STUCK_AFTER_S, 3 * job.limit_s))
                 if not done:  # a native loop that never returns: only a new process frees the place
                     log.error("worker stuck; stopping it", extra={"worker": self.index, "worker_pid": process.pid})
                     process.kill()
@@ -360,12 +389,20 @@ class WorkerPool:
 
     async def measure(self, ticket: Ticket, data: bytes, options: MeasureOptions, points: Landmarks | None = None,
                       overlay: bool = False) -> WorkerAnswer:
-        """Measure in a worker; the ticket (from admit) is given back when the worker is done with the job."""
+        """Measure a photo in a worker; the ticket (from admit) is given back when the worker is done with the job."""
+        return await self._run(ticket, ("photo", data, options, points, overlay), self.settings.request_timeout_s)
+
+    async def measure_video(self, ticket: Ticket, data: bytes, options: MeasureOptions,
+                            points: Landmarks | None = None, pictures: bool = False) -> VideoAnswer:
+        """Measure a clip in a worker, under the clips' own time limit (TOEANGLE_VIDEO_TIMEOUT_S)."""
+        return await self._run(ticket, ("video", data, options, points, pictures), self.settings.video_timeout_s)
+
+    async def _run(self, ticket: Ticket, args: tuple, limit_s: float):
         if self.broken or self.stopping:
             raise NotReady(self.error or "the service is stopping")
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
-        job = _Job((data, options, points, overlay), Future())
+        job = _Job(args, Future(), limit_s)
         ticket.handed_to_worker = True
 
         def _finished(_: Future) -> None:
@@ -377,12 +414,12 @@ class WorkerPool:
         job.future.add_done_callback(_finished)
         self.jobs.put(job)
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(job.future), self.settings.request_timeout_s)
+            return await asyncio.wait_for(asyncio.wrap_future(job.future), limit_s)
         except TimeoutError:
             # wait_for cancelled the job: that frees its place now if it was still queued; a running job
             # finishes first (a process cannot be interrupted safely) and then frees it.
             self.timed_out += 1
-            raise TimedOut(f"no answer within {self.settings.request_timeout_s:g} s") from None
+            raise TimedOut(f"no answer within {limit_s:g} s") from None
 
     def _release(self, seconds: float | None) -> None:
         self.in_flight -= 1

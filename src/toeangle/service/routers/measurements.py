@@ -113,26 +113,29 @@ PHOTO_FORM = {
 PHOTO_ERRORS = problem_responses(401, 408, 413, 415, 422, 503, 504)
 
 
-def read_photo_form(content_type: str | None, body: bytes, settings: Settings) -> tuple[bytes, MeasureOptions]:
+def read_photo_form(content_type: str | None, body: bytes, settings: Settings, field: str = "photo",
+                    limit: int | None = None, protocol: str = "passive_nwb") -> tuple[bytes, MeasureOptions]:
+    """The file in form field ``field`` (at most ``limit`` bytes; the photo limit by default) and the options
+    (``protocol`` when the form names none): the photo form, and the clip form of /v1/videos."""
+    limit = settings.max_upload_bytes if limit is None else limit
     if not is_multipart(content_type):
         raise ServiceProblem(415, "not-multipart", "Expected multipart/form-data",
-                             "send the photo as a multipart/form-data field named 'photo'")
+                             f"send the {field} as a multipart/form-data field named '{field}'")
     try:
-        parts = parse_multipart(content_type, body, lambda name: settings.max_upload_bytes if name == "photo"
-                                else SMALL_FIELD_BYTES)
+        parts = parse_multipart(content_type, body, lambda name: limit if name == field else SMALL_FIELD_BYTES)
     except PartTooLarge as exc:
-        if exc.name == "photo":
+        if exc.name == field:
             raise ServiceProblem(413, "upload-too-large", "Upload too large", str(exc)) from None
         raise ServiceProblem(422, "invalid-request", "Invalid request", str(exc),  # a 2 kB "angle" is just wrong
                              errors=[{"loc": ["body", exc.name], "msg": str(exc), "type": "too_long"}]) from None
     except MultipartError as exc:
         raise ServiceProblem(422, "malformed-form", "Malformed form", str(exc)) from None
     del body
-    photo = parts.get("photo")
+    photo = parts.get(field)
     if photo is None or not photo.data:
-        raise ServiceProblem(422, "missing-photo", "Missing photo", "the form has no (non-empty) 'photo' field",
-                             errors=[{"loc": ["body", "photo"], "msg": "Field required", "type": "missing"}])
-    raw: dict[str, Any] = {}
+        raise ServiceProblem(422, f"missing-{field}", f"Missing {field}", f"the form has no (non-empty) '{field}' field",
+                             errors=[{"loc": ["body", field], "msg": "Field required", "type": "missing"}])
+    raw: dict[str, Any] = {"protocol": protocol}
     errors: list[dict[str, Any]] = []
     for old_name, new_name in DEPRECATED_FORM_FIELDS.items():
         if old_name in parts and new_name in parts:
