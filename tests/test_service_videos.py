@@ -35,7 +35,7 @@ def test_a_rendered_heel_raise_is_measured_with_plot_and_key_frame(video_server,
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "ok" and body["options"]["protocol"] == "heel_raise"  # the clips' default
-    assert abs(body["movement"]["angle_deg"] - truth.angles_deg.max()) <= 4.0
+    assert abs(body["movement"]["angle_deg"] - truth.angles_deg.max()) <= 6.0  # as in test_video.py
     assert len(body["frames"]) == len(truth.frames) and body["frames_followed"] >= len(truth.frames) // 2
     assert body["verdict"]["normal_min_deg"] == 42.0 and body["request_id"]
     assert body["plot_svg"].startswith("<svg")

@@ -33,14 +33,14 @@ class RenderedClip:
     peak_frame: int
 
 
-def heel_raise_curve(n: int, rise_deg: float, stepping: int = 0) -> np.ndarray:
-    """The heel's rise angle per frame: a raise held at the top (stepping=0), or ``stepping`` quick rises
-    (push-offs) one after another."""
+def heel_raise_curve(n: int, rise_deg: float, stepping: int = 0, start: float = 0.15, length: float = 0.7) -> np.ndarray:
+    """The heel's rise angle per frame: one raise from ``start`` lasting ``length`` (fractions of the clip),
+    or ``stepping`` quick rises (push-offs) one after another."""
     t = np.linspace(0, 1, n)
     if stepping:
         phase = (t * stepping) % 1.0
         return rise_deg * np.clip(np.sin(np.pi * np.clip((phase - 0.2) / 0.6, 0, 1)), 0, None) ** 2
-    return rise_deg * np.clip(np.sin(np.pi * np.clip((t - 0.15) / 0.7, 0, 1)), 0, None) ** 1.5
+    return rise_deg * np.clip(np.sin(np.pi * np.clip((t - start) / length, 0, 1)), 0, None) ** 1.5
 
 
 def render_clip(seed: int, n_frames: int = 60, fps: float = 30.0, long_side: int = 1280, rise_deg: float | None = None,
@@ -56,7 +56,8 @@ def render_clip(seed: int, n_frames: int = 60, fps: float = 30.0, long_side: int
     base = m.foot(shape_z, pose_z, tex_z)
     base_lm = base.landmarks(m)
     flat_deg = rng.uniform(25, 35)  # the angle standing, toe flat on the floor
-    rise = heel_raise_curve(n_frames, rise_deg if rise_deg is not None else rng.uniform(15, 40), stepping)
+    start, length = rng.uniform(0.05, 0.3), rng.uniform(0.5, 0.65)  # the peak's frame differs from clip to clip
+    rise = heel_raise_curve(n_frames, rise_deg if rise_deg is not None else rng.uniform(15, 40), stepping, start, length)
     flip = np.array([1, -1, 1], np.float32) if truth.side == "left" else np.ones(3, np.float32)
     colors = scene.meshes[0].colors
     size = (long_side, round(long_side * 9 / 16))

@@ -10,6 +10,8 @@ WebM/Matroska and AVI.
 from __future__ import annotations
 
 import io
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -62,6 +64,8 @@ class Clip:
 
     def __init__(self, data: bytes, limits: ClipLimits = ClipLimits()):
         self.limits = limits
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
         container = container_of(data)
         self._stream = io.BytesIO(data)  # OpenCV reads it as it decodes, and holds no reference of its own
         self._capture = cv2.VideoCapture(self._stream, cv2.CAP_FFMPEG, [])
@@ -98,9 +102,48 @@ class Clip:
                 f"{limits.max_decoded_pixels / (width * height):,.0f} frames of that size can be decoded "
                 f"({limits.max_decoded_pixels / 1e9:g} gigapixels): trim it or record at a lower resolution or rate")
 
-    def frames(self) -> Iterator[Frame]:
+    def frames(self, ahead: int = 0) -> Iterator[Frame]:
         """Every frame, upright and reduced to ``max_side``; the limits are checked again as frames
-        arrive, since a header may lie. A clip that stops decoding part-way ends there."""
+        arrive, since a header may lie. A clip that stops decoding part-way ends there.
+
+        ``ahead`` > 0 decodes up to that many frames ahead in a thread while the caller works on the
+        last one: FFmpeg and the model both release the GIL, so two cores work at once.
+        """
+        if ahead <= 0:
+            yield from self._decoded()
+            return
+        self._ahead = queue.Queue(maxsize=ahead)
+        self._thread = threading.Thread(target=self._decode_ahead, name="clip-decoder", daemon=True)
+        self._thread.start()
+        while True:
+            kind, value = self._ahead.get()
+            if kind == "frame":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+
+    def _decode_ahead(self) -> None:
+        try:
+            for frame in self._decoded():
+                if not self._put(("frame", frame)):
+                    return
+            self._put(("end", None))
+        except Exception as exc:
+            self._put(("error", exc))
+
+    def _put(self, item) -> bool:
+        """Hand a frame over, waiting while the queue is full; False once the clip is being closed."""
+        while not self._stopping.is_set():
+            try:
+                self._ahead.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _decoded(self) -> Iterator[Frame]:
         capture, index = self._capture, 0
         while True:
             ok, bgr = capture.read()
@@ -120,6 +163,10 @@ class Clip:
                                     "truncated")
 
     def close(self) -> None:
+        """Stop the decoding thread (if any) before the decoder it uses is freed."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
         self._capture.release()
 
     def __enter__(self) -> Clip:

@@ -22,6 +22,8 @@ from .curve import smooth
 from .movement import find_movement, heel_off_mask
 from .track import Tracker, keypoint_in
 
+DECODE_AHEAD = 4
+"""Frames decoded ahead in a thread while the model reads the current one."""
 MIN_MEASURED_FRAMES = 5
 """Fewer measured frames than this make no curve."""
 
@@ -54,7 +56,7 @@ class VideoMeasurer:
         started = time.perf_counter()
         readings, measurements, detectors, followed = [], [], Counter(), 0
         with Clip(data, self.limits) as clip:
-            for tracked in Tracker(self.measurer.detector, self.follower, points).track(clip.frames()):
+            for tracked in Tracker(self.measurer.detector, self.follower, points).track(clip.frames(ahead=DECODE_AHEAD)):
                 one = self.measurer.assess(tracked.detection, options, None, {}, strict=tracked.found_by == "given")
                 readings.append(_reading(tracked.frame.index, tracked.frame.time_s, tracked.found_by, one))
                 measurements.append(one.measurement)
