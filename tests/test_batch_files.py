@@ -153,7 +153,7 @@ def test_fifos_devices_and_huge_files_are_error_rows_and_the_run_goes_on(tmp_pat
     (root / "huge.jpg").touch()
     os.truncate(root / "huge.jpg", 4 * 2**30)  # sparse: 4 GB by its size, nothing on disk
     (root / "video.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
-    os.truncate(root / "video.mp4", 4 * 2**30)  # no photo by its bytes or name: skipped, whatever its size
+    os.truncate(root / "video.mp4", 4 * 2**30)  # a clip by its bytes: scored as one (issue 21), so refused unread
     (root / "tty").symlink_to("/dev/null")
     out = tmp_path / "r.csv"
     done = _cli(str(root), str(root / "pipe.jpg"), "/dev/zero", "--out", str(out), "--workers", workers)
@@ -165,7 +165,8 @@ def test_fifos_devices_and_huge_files_are_error_rows_and_the_run_goes_on(tmp_pat
     assert rows["/dev/zero"].error == "not a regular file (a character device): not opened"
     assert rows[str(root / "tty")].error == "not a regular file (a character device): not opened"
     assert rows[str(root / "huge.jpg")].error.startswith("file too large: 4.0 GB, the limit is 100.0 MB")
-    assert len(rows) == 6 and "1 other files skipped" in done.stdout
+    assert rows[str(root / "video.mp4")].error.startswith("file too large: 4.0 GB, the limit is 100.0 MB")
+    assert len(rows) == 7 and "0 other files skipped" in done.stdout
 
 
 def test_the_size_limit_is_configurable(tmp_path, monkeypatch):

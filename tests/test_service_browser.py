@@ -401,3 +401,19 @@ def test_swagger_ui_is_served_from_the_package(browser, server):
     context.close()
     assert all(url.startswith(server.url) or url.startswith("data:") for url in requested), requested
     assert not errors, errors
+
+
+def test_a_clip_shows_its_plot_and_key_frame_at_phone_size(phone, rendered_heel_raise, shots):
+    path, truth = rendered_heel_raise
+    phone.set_input_files("#file", files=[{"name": "raise.mp4", "mimeType": "video/mp4", "buffer": path.read_bytes()}])
+    assert phone.input_value("#protocol") == "heel_raise"  # a clip's movement, chosen for it
+    phone.click("#go")
+    wait_until(phone, "!document.getElementById('clip-result').hidden", 90)
+    wait_until(phone, "document.getElementById('clip-plot').naturalWidth > 0 "
+                      "&& document.getElementById('clip-key').naturalWidth > 0")
+    assert phone.text_content("#clip-headline").startswith("Peak")
+    assert phone.text_content("#clip-verdict") in ("normal", "borderline", "restricted")
+    assert phone.locator("#clip-exercises li").count() > 0
+    no_overflow(phone)
+    phone.screenshot(path=str(shots / "clip_phone.png"), full_page=True)
+    assert axe_violations(phone) == []

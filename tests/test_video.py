@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import struct
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -285,3 +286,25 @@ def test_walking_reads_one_whole_rise_as_one_push_off_with_the_walking_norm(rend
     # one rise, seen whole: one push-off; the verdict uses the walking norm
     assert code == 0 and len(result["movement"]["steps"]) == 1 and result["verdict"]["normal_min_deg"] == 42.0
     assert MeasureOptions(protocol="walking").protocol == "walking"
+
+
+def test_batch_scores_clips_beside_photos_one_row_each(rendered_heel_raise, marker_photo, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    path, truth = rendered_heel_raise
+    (folder / "raise.mp4").write_bytes(path.read_bytes())
+    (folder / "photo.jpg").write_bytes(marker_photo[0])
+    (folder / "broken.mov").write_bytes(path.read_bytes()[:2000])  # truncated: an error row, not a stop
+    (folder / "notes.txt").write_text("not scored")
+    out = tmp_path / "rows.jsonl"
+    code = main(["batch", str(folder), "--out", str(out), "--workers", "1", "--quiet", "--overlays",
+                 str(tmp_path / "overlays")])
+    rows = {Path(r["path"]).name: r for r in map(json.loads, out.read_text().splitlines())}
+    assert code == 1 and set(rows) == {"raise.mp4", "photo.jpg", "broken.mov"}  # 1: a file failed
+    clip = rows["raise.mp4"]
+    assert clip["status"] == "ok" and clip["protocol"] == "heel_raise" and clip["frames"] == len(truth.frames)
+    assert abs(clip["angle_deg"] - truth.angles_deg.max()) <= 6.0 and abs(clip["key_frame"] - truth.peak_frame) <= 2
+    assert clip["format"].startswith("MP4/MOV") and clip["landmarks"]["first_mtp"]
+    assert rows["photo.jpg"]["protocol"] == "passive_nwb" and rows["photo.jpg"]["frames"] is None
+    assert rows["broken.mov"]["status"] == "error" and "CorruptVideoError" in rows["broken.mov"]["error"]
+    assert (tmp_path / "overlays" / "raise.mp4.png").exists() and (tmp_path / "overlays" / "raise.mp4.svg").exists()

@@ -39,14 +39,16 @@ def byte_size(text: str) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("batch", help="score many photos into a CSV or JSONL file (see docs/batch.md)",
-                       description="Score folders (recursive), globs and files of photos, one row per photo.",
+    p = sub.add_parser("batch", help="score many photos (and clips) into a CSV or JSONL file (see docs/batch.md)",
+                       description="Score folders (recursive), globs and files of photos and clips, one row per file.",
                        epilog="exit codes: 0 every photo scored (measured or unmeasurable), 1 some photos failed, "
                               "2 usage, 130 interrupted (rerun with --resume). See docs/batch.md.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="folders, files or globs ('photos/**/*.jpg')")
     p.add_argument("--out", type=Path, required=True, help="results file: .csv or .jsonl")
     p.add_argument("--protocol", choices=get_args(Protocol.__value__), default="passive_nwb",
                    help="how the toes were bent in these photos (default: passive_nwb)")
+    p.add_argument("--clip-protocol", choices=get_args(Protocol.__value__), default="heel_raise",
+                   help="what the clips among them show: heel_raise (default: the peak), walking or running (push-off)")
     p.add_argument("--workers", type=int, default=usable_cores(),
                    help="worker processes (default: all cores); 1 scores in this process")
     p.add_argument("--engine", choices=["local", "dask"], default="local",
@@ -89,6 +91,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
                                           ("batch_max_file_bytes", args.max_file_size)) if v is not None)
     config = BatchConfig(
         inputs=tuple(args.paths), out=args.out, options=MeasureOptions(protocol=args.protocol),
+        clip_options=MeasureOptions(protocol=args.clip_protocol),
         workers=args.workers, engine=args.engine, scheduler=args.scheduler, overlays=args.overlays,
         report=args.report, subjects=args.subjects, resume=args.resume, overwrite=args.overwrite,
         settings=overrides, progress=args.progress, report_max_photos=args.report_max_photos,

@@ -1,8 +1,9 @@
-"""Paths and globs -> the photos to score, chosen by their bytes, not their names.
+"""Paths and globs -> the photos (and clips) to score, chosen by their bytes, not their names.
 
 Folders are walked recursively in sorted order; globs are expanded (``**`` works); a file
 is a photo when its first bytes say it is an image (JPEG, PNG, WebP, HEIC/AVIF, and also
-GIF, BMP and TIFF, which then get an "unsupported format" row instead of being skipped).
+GIF, BMP and TIFF, which then get an "unsupported format" row instead of being skipped), and a
+clip when they name an MP4/MOV, WebM or AVI container (scored as a clip, one row).
 A file whose bytes are no image is still scored (as an error row) when it was named on
 the command line or matched by a glob, or when its name says it is a photo (``.jpg``,
 ``.png``, ...: a broken photo must show up, not vanish); anything else found in a folder
@@ -23,15 +24,23 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from ..settings import get_settings
+from ..video.clip import container_name
 
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".heic", ".heif", ".hif", ".avif",
                             ".gif", ".bmp", ".tif", ".tiff", ".dng"})
 """Names that promise a photo: such a file is scored even when its bytes are broken."""
+CLIP_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi"})
+"""Names that promise a clip (scored as one: one row per clip)."""
 
 _HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis")
 SNIFF_BYTES = 16
 _NON_REGULAR = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
                 (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+
+
+def is_clip(head: bytes) -> bool:
+    """The first bytes announce a clip (MP4/MOV, WebM, AVI) and not a photo (HEIC is an ISO media file too)."""
+    return sniff(head) is None and container_name(head) is not None
 
 
 def sniff(head: bytes) -> str | None:
@@ -240,7 +249,7 @@ def _glob(pattern: str) -> list[str]:
 
 
 def _look(path: str, named: bool, found: Discovery, max_bytes: int) -> Photo | None:
-    promised = named or os.path.splitext(path)[1].lower() in PHOTO_SUFFIXES
+    promised = named or os.path.splitext(path)[1].lower() in PHOTO_SUFFIXES | CLIP_SUFFIXES
     try:
         info = os.stat(path)
     except FileNotFoundError:
@@ -250,11 +259,11 @@ def _look(path: str, named: bool, found: Discovery, max_bytes: int) -> Photo | N
         return Photo(path, 0, 0, problem="cannot read the file: it does not exist (a broken link?)")
     except OSError as exc:
         return Photo(path, 0, 0, problem=f"cannot read the file: {exc.strerror or exc}")
-    try:  # the size limit is for scoring: a huge file that is no photo (a video) is skipped, not refused
+    try:  # the size limit is for scoring: a huge file that is neither photo nor clip is skipped, not refused
         head = read_file(path, sys.maxsize, SNIFF_BYTES)
     except FileRefused as exc:
         return Photo(path, info.st_size, info.st_mtime_ns, problem=str(exc))
-    if sniff(head) is None and not promised:
+    if sniff(head) is None and not is_clip(head) and not promised:
         found.skipped += 1
         return None
     return Photo(path, info.st_size, info.st_mtime_ns, problem=refusal(info, max_bytes))

@@ -28,7 +28,7 @@ from ..overlay import draw_overlay
 from ..pipeline import Measurer
 from ..schema import MeasureOptions
 from ..settings import Settings
-from .discover import FileRefused, Photo, read_file
+from .discover import SNIFF_BYTES, FileRefused, Photo, is_clip, read_file
 from .rows import Row
 
 
@@ -37,6 +37,8 @@ class Job:
     """What every worker needs besides the photos: small, picklable, shipped once per batch."""
 
     options: MeasureOptions = field(default_factory=MeasureOptions)
+    clip_options: MeasureOptions = field(default_factory=lambda: MeasureOptions(protocol="heel_raise"))
+    """What clips are measured for (the heel raise, or walking/running): photos and clips show different things."""
     settings: tuple[tuple[str, object], ...] = ()
     """Settings overrides (e.g. detector); everything else comes from the worker's TOEANGLE_* environment."""
     overlays: str | None = None
@@ -71,7 +73,11 @@ def score(measurer: Measurer, job: Job, photo: Photo) -> Row:
         return Row.failed(photo.path, photo.size, photo.mtime_ns, protocol, str(exc))
     if not data:
         return Row.failed(photo.path, photo.size, photo.mtime_ns, protocol, "empty file")
+    clip = is_clip(data[:SNIFF_BYTES])
+    protocol = job.clip_options.protocol if clip else protocol
     try:
+        if clip:
+            return _score_clip(measurer, job, photo, data, started, cpu)
         outcome = measurer.measure_photo(data, job.options)
     except ToeangleError as exc:
         return Row.failed(photo.path, photo.size, photo.mtime_ns, protocol, f"{type(exc).__name__}: {exc}",
@@ -90,6 +96,26 @@ def score(measurer: Measurer, job: Job, photo: Photo) -> Row:
             pass  # the measurement stands; a full disk shows in the overlay folder, not as a lost row
     return Row.from_result(photo.path, photo.size, photo.mtime_ns, outcome.result,
                            ms=(time.perf_counter() - started) * 1e3, cpu_ms=(time.process_time() - cpu) * 1e3)
+
+
+def _score_clip(measurer: Measurer, job: Job, photo: Photo, data: bytes, started: float, cpu: float) -> Row:
+    """One clip -> one row (the movement's angle); with --overlays, its key frame (PNG) and curve (SVG)."""
+    from ..video.annotate import key_frame
+    from ..video.pipeline import VideoMeasurer
+    from ..video.plot import plot_svg
+
+    videos = VideoMeasurer(measurer)
+    result = videos.measure_clip(data, job.clip_options)
+    if job.overlays:
+        target = overlay_path(job.overlays, photo.path, job.overlay_root)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(encode_png(draw_overlay(*key_frame(data, result, videos.limits))))
+            target.with_suffix(".svg").write_text(plot_svg(result))
+        except OSError:
+            pass  # as for photos: the row stands
+    return Row.from_video(photo.path, photo.size, photo.mtime_ns, result, ms=(time.perf_counter() - started) * 1e3,
+                          cpu_ms=(time.process_time() - cpu) * 1e3)
 
 
 def _batches(photos: Iterable[Photo], size: int) -> Iterator[list[Photo]]:

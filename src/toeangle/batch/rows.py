@@ -1,4 +1,4 @@
-"""One flat row per photo, defined once and written as CSV (flat columns) or JSONL (nested).
+"""One flat row per photo (or clip), defined once and written as CSV (flat columns) or JSONL (nested).
 
 A row carries the answer (status, angle, verdict, grade, landmarks with confidences,
 quality reasons or the error) plus what ``--resume`` compares (path, size, mtime) and
@@ -13,7 +13,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from ..schema import LANDMARK_NAMES, Grade, Landmarks, Measurement, MeasurementResult, MeasureOptions, Point, Verdict
+from ..schema import (
+    LANDMARK_NAMES,
+    Grade,
+    Landmarks,
+    Measurement,
+    MeasurementResult,
+    MeasureOptions,
+    Point,
+    Verdict,
+    VideoResult,
+)
 from .discover import resume_key
 
 Status = Literal["ok", "unmeasurable", "error"]
@@ -28,11 +38,11 @@ LANDMARK_COLUMNS: tuple[str, ...] = tuple(f"{name}_{part}" for name in LANDMARK_
 CSV_COLUMNS: tuple[str, ...] = (
     "path", "status", "angle_deg", "uncertainty_deg", "angle_2d_deg", "view_correction_deg", "verdict", "grade",
     "protocol", "normal_min_deg", "phalanx_point", "detector", "reasons", "error", *LANDMARK_COLUMNS,
-    "width", "height", "format", "size", "mtime_ns", "ms", "cpu_ms",
+    "width", "height", "format", "key_frame", "frames", "frames_measured", "size", "mtime_ns", "ms", "cpu_ms",
 )
 """The CSV header, in order; JSONL has the same fields with ``landmarks`` and ``reasons`` nested."""
 
-_INT = {"grade", "width", "height", "size", "mtime_ns"}
+_INT = {"grade", "width", "height", "key_frame", "frames", "frames_measured", "size", "mtime_ns"}
 _FLOAT = {"angle_deg", "uncertainty_deg", "angle_2d_deg", "view_correction_deg", "normal_min_deg", "ms", "cpu_ms"}
 
 
@@ -79,6 +89,11 @@ class Row(BaseModel):
     width: int | None = None
     height: int | None = None
     format: str | None = None
+    key_frame: int | None = None
+    """Clips: the frame the angle was read at (the heel raise's peak, or the push-off nearest the mean)."""
+    frames: int | None = None
+    """Clips: frames decoded; ``frames_measured`` of them could be measured."""
+    frames_measured: int | None = None
     size: int
     mtime_ns: int
     ms: float | None = None
@@ -119,6 +134,23 @@ class Row(BaseModel):
             size=size, mtime_ns=mtime_ns, ms=None if ms is None else round(ms, 2),
             cpu_ms=None if cpu_ms is None else round(cpu_ms, 2),
         )
+
+    @classmethod
+    def from_video(cls, path: str, size: int, mtime_ns: int, result: VideoResult,
+                   ms: float | None = None, cpu_ms: float | None = None) -> Row:
+        """A clip's row: the movement's angle (peak, or mean push-off) with the key frame's landmarks."""
+        movement = result.movement
+        key = None if movement is None else result.frames[movement.key_frame]
+        one = MeasurementResult(status=result.status, reasons=result.reasons, detector=result.detector,
+                                landmarks=key.landmarks if key is not None and key.landmarks else Landmarks(),
+                                measurement=None if movement is None else result.measurement.model_copy(
+                                    update={"angle_deg": movement.angle_deg}),
+                                verdict=result.verdict, options=result.options)
+        video = result.video
+        return cls.from_result(path, size, mtime_ns, one, ms, cpu_ms).model_copy(update={
+            "width": video.width, "height": video.height, "format": " ".join(filter(None, (video.container, video.codec))),
+            "key_frame": None if movement is None else movement.key_frame, "frames": len(result.frames),
+            "frames_measured": sum(f.status == "ok" for f in result.frames)})
 
     @classmethod
     def failed(cls, path: str, size: int, mtime_ns: int, protocol: str, error: str, ms: float | None = None,

@@ -28,6 +28,7 @@ class BatchConfig:
     inputs: tuple[str, ...]
     out: Path
     options: MeasureOptions = MeasureOptions()
+    clip_options: MeasureOptions = MeasureOptions(protocol="heel_raise")
     workers: int = 1
     engine: Literal["local", "dask"] = "local"
     scheduler: str | None = None
@@ -193,7 +194,7 @@ def run_batch(config: BatchConfig) -> Summary:
         summary.skipped_done = len(photos) - len(todo)
         in_set = {os.path.abspath(p.path) for p in photos}
         del photos
-        job = Job(options=config.options, settings=config.settings,
+        job = Job(options=config.options, clip_options=config.clip_options, settings=config.settings,
                   overlays=None if config.overlays is None else os.path.abspath(config.overlays),
                   overlay_root=input_root(config.inputs))
         engine = _engine(config, job, len(todo))

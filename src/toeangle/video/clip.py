@@ -48,15 +48,24 @@ class Frame:
     image: DecodedImage
 
 
+def container_name(head: bytes) -> str | None:
+    """The container the first 12 bytes name, or None. (HEIC photos are ISO media files too: tell them
+    apart first, as batch.discover.sniff does.)"""
+    if len(head) >= 12 and head[4:8] in MP4_BOXES:
+        return "MP4/MOV"
+    if head[:4] == EBML_MAGIC:
+        return "WebM/Matroska"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "AVI"
+    return None
+
+
 def container_of(data: bytes) -> str:
     """The container named by the first bytes, or UnsupportedVideoError."""
-    if len(data) >= 12 and data[4:8] in MP4_BOXES:
-        return "MP4/MOV"
-    if data[:4] == EBML_MAGIC:
-        return "WebM/Matroska"
-    if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
-        return "AVI"
-    raise UnsupportedVideoError(f"not an MP4, MOV, WebM or AVI clip (read {len(data):,} bytes)")
+    name = container_name(data[:12])
+    if name is None:
+        raise UnsupportedVideoError(f"not an MP4, MOV, WebM or AVI clip (read {len(data):,} bytes)")
+    return name
 
 
 class Clip:

@@ -14,7 +14,7 @@ import numpy as np
 from ..schema import VideoResult
 
 WIDTH, HEIGHT = 720, 360
-LEFT, RIGHT, TOP, BOTTOM = 56, 16, 36, 44
+LEFT, RIGHT, TOP, BOTTOM = 60, 16, 40, 48
 COLOURS = {"normal": "#2ea043", "borderline": "#e6a014", "restricted": "#d73027", None: "#555555"}
 
 
@@ -39,7 +39,7 @@ def plot_svg(result: VideoResult, normal_min_deg: float | None = None) -> str:
     label = result.verdict.label if result.verdict else None
     colour = COLOURS[label]
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" '
-           'font-family="sans-serif" font-size="12" role="img">',
+           'font-family="sans-serif" font-size="15" role="img">',
            f'<title>{escape(_title(result))}</title>', f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>']
     step = float(np.median(np.diff(t))) if len(t) > 1 else 0.03
     for run in _runs(np.array([bool(f.heel_off) for f in frames])):  # heel off the floor (heel raise): shaded
@@ -82,7 +82,7 @@ def plot_svg(result: VideoResult, normal_min_deg: float | None = None) -> str:
         dx = -10 if anchor == "end" else 10
         out.append(f'<text x="{x(movement.key_time_s) + dx:.1f}" y="{y(movement.angle_deg) - 10:.1f}" '
                    f'text-anchor="{anchor}" fill="{colour}" font-weight="bold">{escape(text)}</text>')
-    out.append(f'<text x="{LEFT}" y="{TOP - 14}" font-size="14" font-weight="bold">{escape(_title(result))}</text>')
+    out.append(f'<text x="{LEFT}" y="{TOP - 14}" font-size="17" font-weight="bold">{escape(_title(result))}</text>')
     out.append("</svg>")
     return "\n".join(out)
 

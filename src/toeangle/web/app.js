@@ -105,6 +105,12 @@ function options() {
   return body;
 }
 
+const CLIP_PROTOCOLS = ["heel_raise", "walking", "running"];
+
+function isClip(file) {
+  return file.type.startsWith("video/") || /\.(mp4|m4v|mov|webm|mkv|avi)$/i.test(file.name);
+}
+
 function choose(file) {
   if (!file) return;
   state.file = file;
@@ -112,11 +118,21 @@ function choose(file) {
   $("go").disabled = false;
   $("form").classList.add("has-photo");  // Measure now stays under the thumb
   const kb = file.size / 1024;
-  text("drop-text", `Photo chosen (${kb.toFixed(kb < 10 ? 1 : 0)} kB).`);
   const preview = $("preview");
   if (preview.src) URL.revokeObjectURL(preview.src);
-  preview.src = URL.createObjectURL(file);
-  preview.hidden = false;
+  preview.removeAttribute("src");
+  if (isClip(file)) {  // a clip measures a movement: a heel raise (the default) or push-off while walking
+    text("drop-text", `Clip chosen (${(kb / 1024).toFixed(1)} MB).`);
+    preview.hidden = true;
+    if (!CLIP_PROTOCOLS.includes($("protocol").value)) {
+      $("protocol").value = "heel_raise";
+      showHow();
+    }
+  } else {
+    text("drop-text", `Photo chosen (${kb.toFixed(kb < 10 ? 1 : 0)} kB).`);
+    preview.src = URL.createObjectURL(file);
+    preview.hidden = false;
+  }
   setStatus("");
 }
 
@@ -127,6 +143,7 @@ function clearResult() {
                          drag: null, picture: null, size: null, historyId: null, placed: false });
   state.sequence += 1;
   $("result").hidden = true;
+  $("clip-result").hidden = true;
 }
 
 function setUpPickers() {
@@ -175,6 +192,10 @@ async function measure(event) {
   const file = state.file;
   clearResult();
   state.file = file;
+  if (isClip(file)) {
+    await measureClip(file);
+    return;
+  }
   const form = new FormData();
   form.append("photo", file, "photo");  // the file's own name is not sent
   for (const [name, value] of Object.entries(options())) form.append(name, String(value));
@@ -214,6 +235,77 @@ async function measure(event) {
     setStatus("Could not reach the service: " + err.message, "error");
   } finally {
     $("go").disabled = !state.file;
+  }
+}
+
+async function measureClip(file) {
+  const form = new FormData();
+  form.append("video", file, "clip");  // the file's own name is not sent
+  for (const [name, value] of Object.entries(options())) form.append(name, String(value));
+  $("go").disabled = true;
+  setStatus("Measuring the clip, frame by frame\u2026", "busy");
+  const sequence = state.sequence;
+  try {
+    const response = await fetch("/v1/videos?include_pictures=true", {
+      method: "POST", body: form, headers: headers({ Accept: "application/json" }),
+    });
+    if (sequence !== state.sequence) return;
+    if (!response.ok) {
+      setStatus(await problemText(response), "error");
+      return;
+    }
+    showClip(await response.json());
+    setStatus("");
+    $("clip-result").scrollIntoView({ block: "start" });
+    $("clip-headline").focus({ preventScroll: true });
+  } catch (err) {
+    setStatus("Could not reach the service: " + err.message, "error");
+  } finally {
+    $("go").disabled = !state.file;
+  }
+}
+
+function showClip(body) {
+  const mv = body.movement, v = body.verdict, frames = body.frames;
+  const measured = frames.filter((f) => f.status === "ok").length;
+  $("clip-result").hidden = false;
+  const verdict = $("clip-verdict");
+  if (body.status === "ok") {
+    const read = mv.steps.length
+      ? `push-off ${fmt(mv.angle_deg)}\u00b0` + (mv.spread_deg != null ? ` \u00b1 ${fmt(mv.spread_deg)}` : "")
+        + ` over ${mv.steps.length} step${mv.steps.length > 1 ? "s" : ""}`
+      : `peak ${fmt(mv.angle_deg)}\u00b0 at ${mv.key_time_s.toFixed(2)} s`;
+    text("clip-headline", read[0].toUpperCase() + read.slice(1));
+    verdict.textContent = v.label;
+    verdict.className = "verdict " + v.label;
+    text("clip-summary", v.summary);
+  } else {
+    text("clip-headline", "No angle");
+    verdict.textContent = "This clip cannot be measured";
+    verdict.className = "verdict unmeasurable";
+    text("clip-summary", "");
+  }
+  const reasons = $("clip-reasons");
+  reasons.innerHTML = "";
+  for (const reason of body.status === "ok" ? [] : body.reasons) {
+    const li = document.createElement("li");
+    li.textContent = reason;
+    reasons.append(li);
+  }
+  $("clip-plot").src = "data:image/svg+xml;base64," + btoa(unescape(encodeURIComponent(body.plot_svg)));
+  $("clip-plot").alt = "Plot of the toe's angle over the clip" + (mv ? `, read at ${fmt(mv.angle_deg)} degrees` : "");
+  $("clip-key").src = "data:image/png;base64," + body.key_frame_png_base64;
+  const key = mv ? mv.key_frame : 0;
+  $("clip-key").alt = `Frame ${key} of the clip with the points and the angle drawn on it`;
+  text("clip-key-caption", mv ? `Frame ${key} (${mv.key_time_s.toFixed(2)} s), where the angle was read.`
+    : "The first frame.");
+  text("clip-frames", `${measured} of ${frames.length} frames measured; ${body.frames_followed} followed from the `
+    + `frame before.`);
+  $("clip-routine").hidden = body.status !== "ok";
+  if (body.status === "ok") {
+    text("clip-advice", body.routine.advice);
+    fillExercises($("clip-exercises"), body.routine.exercises);
+    text("clip-disclaimer", body.routine.disclaimer);
   }
 }
 
@@ -310,9 +402,16 @@ function showAnswer(body) {
   $("details").hidden = false;
   $("routine").hidden = false;
   text("advice", r.advice);
-  const list = $("exercises");
+  fillExercises($("exercises"), r.exercises);
+  $("clinician").hidden = !r.see_clinician;
+  text("disclaimer", r.disclaimer);
+  drawEditor();
+  updateTools();
+}
+
+function fillExercises(list, exercises) {
   list.innerHTML = "";
-  for (const e of r.exercises) {
+  for (const e of exercises) {
     const li = document.createElement("li");
     const name = document.createElement("strong");
     name.textContent = e.name;
@@ -324,10 +423,6 @@ function showAnswer(body) {
     li.append(name, dose, how);
     list.append(li);
   }
-  $("clinician").hidden = !r.see_clinician;
-  text("disclaimer", r.disclaimer);
-  drawEditor();
-  updateTools();
 }
 
 function explain(body) {
