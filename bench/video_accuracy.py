@@ -71,15 +71,16 @@ def measure(videos: VideoMeasurer, clip: RenderedClip) -> dict:
     if result.movement is not None:
         key = result.movement.key_frame
         row |= {"peak": result.movement.angle_deg, "error": result.movement.angle_deg - truth.max(),
+                "uncertainty": result.movement.uncertainty_deg,
                 "timing": int(np.min(np.abs(plateau - key))) if len(plateau) else None}
         raw = np.array([np.nan if f.angle_deg is None else f.angle_deg for f in result.frames])
         row["frame_mae"] = float(np.nanmean(np.abs(raw - truth)))
     return row
 
 
-def rendered(n: int, frames: int, long_side: int, markers: bool) -> None:
+def rendered(n: int, frames: int, long_side: int, markers: bool, one_crop: bool) -> None:
     settings = Settings(detector="markers") if markers else Settings(detector="keypoint")
-    videos = VideoMeasurer(Measurer(settings))
+    videos = VideoMeasurer(Measurer(settings), one_crop=one_crop)
     sampler, renderer = SceneSampler(), Renderer()
     rows = []
     for i in range(n):
@@ -88,7 +89,7 @@ def rendered(n: int, frames: int, long_side: int, markers: bool) -> None:
         row = measure(videos, with_stickers(clip) if markers else clip)
         rows.append(row)
         print(f"seed {seed}: true peak {row['true_peak']:.1f} at frame {clip.peak_frame}; " + (
-            f"measured {row['peak']:.1f} (error {row['error']:+.1f}), key frame {row['timing']} frames from the peak, "
+            f"measured {row['peak']:.1f} +/- {row['uncertainty']:.1f} (error {row['error']:+.1f}), key frame {row['timing']} frames from the peak, "
             f"per-frame MAE {row['frame_mae']:.1f}" if "peak" in row else f"{row['status']} {row['reasons']}")
             + f"; {row['measured']}/{row['frames']} measured, {row['followed']} followed, {row['fps']:.1f} frames/s")
     done = [r for r in rows if "peak" in r]
@@ -98,7 +99,8 @@ def rendered(n: int, frames: int, long_side: int, markers: bool) -> None:
         print(f"|peak error| median {np.median(errors):.1f}, max {errors.max():.1f} deg; <= 3 deg: "
               f"{int((errors <= 3).sum())}/{len(done)}; timing within 2 frames: "
               f"{sum(r['timing'] <= 2 for r in done)}/{len(done)}; per-frame MAE (raw, before smoothing) median "
-              f"{np.median([r['frame_mae'] for r in done]):.1f} deg")
+              f"{np.median([r['frame_mae'] for r in done]):.1f} deg; error within the +/-: "
+              f"{sum(abs(r['error']) <= r['uncertainty'] for r in done)}/{len(done)}")
 
 
 def real(folder: Path) -> None:
@@ -127,12 +129,14 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--long-side", type=int, default=1280)
     parser.add_argument("--markers", action="store_true")
+    parser.add_argument("--all-shifts", action="store_true",
+                        help="follow with all of stage 2's shifted crops per frame, as a photo (default: one a frame)")
     parser.add_argument("--real", type=Path)
     args = parser.parse_args()
     if args.real:
         real(args.real)
     else:
-        rendered(args.clips, args.frames, args.long_side, args.markers)
+        rendered(args.clips, args.frames, args.long_side, args.markers, not args.all_shifts)
 
 
 if __name__ == "__main__":

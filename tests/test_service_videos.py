@@ -47,8 +47,10 @@ def test_a_rendered_heel_raise_is_measured_with_plot_and_key_frame(video_server,
 
 def test_a_clip_without_a_foot_is_a_200_unmeasurable(video_server, tmp_path):
     data = mp4([np.full((120, 160, 3), 90, np.uint8)] * 6, 30.0, tmp_path / "wall.mp4")
-    body = post_clip(video_server.url, data).json()
+    body = post_clip(video_server.url, data, query="?include_pictures=true").json()
     assert body["status"] == "unmeasurable" and body["reason_codes"][0] == "too_few_frames"
+    assert "unmeasurable" in body["plot_svg"]  # the pictures say so too: the first frame, with its reasons
+    assert_no_metadata(base64.b64decode(body["key_frame_png_base64"]))
 
 
 def test_bad_clips_are_problems_not_500s(video_server, tmp_path):

@@ -125,7 +125,7 @@ class FakeFollower:
     def __init__(self, lost=(), blurred=()):
         self.lost, self.blurred, self.previous = set(lost), set(blurred), {}
 
-    def follow(self, image, previous):
+    def follow(self, image, previous, shift=None):
         index = int(image.rgb[0, 0, 0])
         self.previous[index] = previous
         for frames, code in ((self.lost, "foot_lost"), (self.blurred, "blurred")):
@@ -308,3 +308,20 @@ def test_batch_scores_clips_beside_photos_one_row_each(rendered_heel_raise, mark
     assert rows["photo.jpg"]["protocol"] == "passive_nwb" and rows["photo.jpg"]["frames"] is None
     assert rows["broken.mov"]["status"] == "error" and "CorruptVideoError" in rows["broken.mov"]["error"]
     assert (tmp_path / "overlays" / "raise.mp4.png").exists() and (tmp_path / "overlays" / "raise.mp4.svg").exists()
+
+
+def test_following_the_real_model_refuses_a_crop_that_lost_the_foot(rendered_heel_raise):
+    from toeangle.pipeline import Measurer
+    from toeangle.settings import Settings
+    from toeangle.video.track import keypoint_in
+
+    path, truth = rendered_heel_raise
+    frames = list(Clip(path.read_bytes()).frames())
+    follower = keypoint_in(Measurer(Settings(detector="keypoint")).detector)
+    first = follower.detect(frames[0].image)
+    assert first.quality.status == "ok"
+    near = follower.follow(frames[1].image, first.landmarks, shift=1)
+    assert near.quality.status == "ok" and near.detector.startswith("keypoint")
+    moved = Landmarks(**{n: p.model_copy(update={"x": p.x + 250}) for n, p in first.landmarks.present().items()})
+    lost = follower.follow(frames[1].image, moved)  # the crop is now beside the foot
+    assert lost.quality.status == "unmeasurable"

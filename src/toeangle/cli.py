@@ -72,7 +72,8 @@ def format_video_result(result: VideoResult) -> str:
         lines.append(f"Push-off: {mv.angle_deg:.1f} deg{spread} over {len(mv.steps)} steps")
         lines += [f"  step at {s.time_s:.2f} s (frame {s.frame}): {s.angle_deg:.1f} deg" for s in mv.steps]
     else:
-        lines.append(f"Peak: {mv.angle_deg:.1f} deg at {mv.key_time_s:.2f} s (frame {mv.key_frame})")
+        spread = f" +/- {mv.uncertainty_deg:.1f}" if mv.uncertainty_deg is not None else ""
+        lines.append(f"Peak: {mv.angle_deg:.1f} deg{spread} at {mv.key_time_s:.2f} s (frame {mv.key_frame})")
     lines += [f"  note: {note}" for note in mv.notes]
     lines += _verdict_lines(result.verdict, result.routine)
     lines.append(f"Landmarks from: {result.detector}")

@@ -331,6 +331,9 @@ class Movement(_Frozen):
     protocol: Protocol
     angle_deg: float = Field(description="heel_raise: the peak while the heel is off the floor; walking/running: "
                                          "the mean push-off angle over the steps")
+    uncertainty_deg: float | None = Field(
+        default=None, description="Half-width of a ~90% interval: the key frame's own uncertainty and the curve's "
+                                  "frame-to-frame scatter around its smoothing, combined")
     spread_deg: float | None = Field(default=None, description="Standard deviation over the steps (2 or more)")
     key_frame: int = Field(description="The frame shown: the peak, or the step closest to the mean")
     key_time_s: float

@@ -332,7 +332,7 @@ class KeypointDetector:
         return Detection(landmarks=landmarks, detector=detector, view_correction=correction,
                          quality=Quality.refuse(*reasons) if reasons else Quality.ok())
 
-    def follow(self, image: DecodedImage, previous: Landmarks) -> Detection:
+    def follow(self, image: DecodedImage, previous: Landmarks, shift: int | None = None) -> Detection:
         """Stage 2 alone, on the forefoot crop that ``previous`` (the last frame's landmarks, original
         pixels) defines: how a clip is tracked, stage 1 being the costly part.
 
@@ -341,12 +341,19 @@ class KeypointDetector:
         The photo gates on the crop, the view and the uncertainty apply; the heel-side check does not
         (the side was settled when the foot was found). A crop that lost the foot is refused with
         ``foot_lost``: the caller finds the foot again with ``detect``.
+
+        ``shift``: None averages the card's shifted copies of the crop, as for a photo; an index runs
+        only that copy (index modulo their number), a third of the work: a clip passes the frame's
+        index, so that neighbouring frames see different copies and its curve's smoothing does the
+        averaging the copies do within one photo.
         """
         rough = to_decoded(previous, image).present()
         if not {"heel", "first_metatarsal", "first_mtp"} <= rough.keys():
             raise ValueError("following needs the previous heel, first_metatarsal and first_mtp")
         heel, metatarsal, mtp = (np.array(rough[n].xy) for n in ("heel", "first_metatarsal", "first_mtp"))
-        second = self.model.stage2(image.rgb, heel, metatarsal, mtp, self.model.test_time_shifts)
+        shifts = self.model.test_time_shifts
+        shifts = shifts if shift is None else (shifts[shift % len(shifts)],)
+        second = self.model.stage2(image.rgb, heel, metatarsal, mtp, shifts)
         detector = f"keypoint:{self.model.card['version']}"
         old_axis, new_axis = mtp - metatarsal, second.points[1] - second.points[0]
         ratio = np.hypot(*new_axis) / max(np.hypot(*old_axis), 1e-6)

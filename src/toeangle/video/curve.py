@@ -53,3 +53,10 @@ def _local_fit(t: np.ndarray, y: np.ndarray, robust: np.ndarray, centre: float, 
     design = np.stack([np.ones_like(d), d, d * d], 1) * np.sqrt(w)[:, None]
     coef, *_ = np.linalg.lstsq(design, y[near] * np.sqrt(w), rcond=None)
     return float(coef[0])
+
+
+def scatter(values: np.ndarray, smoothed: np.ndarray) -> float:
+    """How far single frames stray from the curve (robust standard deviation, degrees; 0 without frames)."""
+    residual = np.asarray(values, float) - np.asarray(smoothed, float)
+    residual = residual[np.isfinite(residual)]
+    return float(1.4826 * np.median(np.abs(residual))) if len(residual) else 0.0

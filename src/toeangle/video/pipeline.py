@@ -13,12 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..decode import DecodedImage
+from ..geometry import Z_90
 from ..pipeline import Measurer
 from ..routine import prescribe
 from ..schema import FrameReading, Landmarks, MeasurementResult, MeasureOptions, Reason, VideoResult
 from ..verdict import judge
 from .clip import Clip, ClipLimits
-from .curve import smooth
+from .curve import scatter, smooth
 from .movement import find_movement, heel_off_mask
 from .track import Tracker, keypoint_in
 
@@ -37,8 +38,9 @@ class KeyFrame:
 
 
 class VideoMeasurer:
-    def __init__(self, measurer: Measurer | None = None, limits: ClipLimits | None = None):
+    def __init__(self, measurer: Measurer | None = None, limits: ClipLimits | None = None, one_crop: bool = True):
         self.measurer = measurer or Measurer()
+        self.one_crop = one_crop
         self.follower = keypoint_in(self.measurer.detector)
         settings = self.measurer.settings
         self.limits = limits or ClipLimits(max_seconds=settings.video_max_seconds, max_frames=settings.video_max_frames,
@@ -56,7 +58,7 @@ class VideoMeasurer:
         started = time.perf_counter()
         readings, measurements, detectors, followed = [], [], Counter(), 0
         with Clip(data, self.limits) as clip:
-            for tracked in Tracker(self.measurer.detector, self.follower, points).track(clip.frames(ahead=DECODE_AHEAD)):
+            for tracked in Tracker(self.measurer.detector, self.follower, points, self.one_crop).track(clip.frames(ahead=DECODE_AHEAD)):
                 one = self.measurer.assess(tracked.detection, options, None, {}, strict=tracked.found_by == "given")
                 readings.append(_reading(tracked.frame.index, tracked.frame.time_s, tracked.found_by, one))
                 measurements.append(one.measurement)
@@ -64,8 +66,8 @@ class VideoMeasurer:
                 if one.status == "ok":
                     detectors[one.detector] += 1
             info = clip.info
-        curve = smooth(np.array([r.time_s for r in readings]),
-                       np.array([np.nan if r.angle_deg is None else r.angle_deg for r in readings]))
+        raw = np.array([np.nan if r.angle_deg is None else r.angle_deg for r in readings])
+        curve = smooth(np.array([r.time_s for r in readings]), raw)
         readings = [r.model_copy(update={"smoothed_deg": None if np.isnan(v) else round(float(v), 2)})
                     for r, v in zip(readings, curve)]
         base = dict(video=info, detector=detectors.most_common(1)[0][0] if detectors else self.measurer.detector.name,
@@ -83,7 +85,10 @@ class VideoMeasurer:
         if refusal is not None:
             return self._refused(refusal, readings, base, started)
         key = readings[movement.key_frame]
-        verdict = judge(movement.angle_deg, options, self.measurer.rules, key.uncertainty_deg)
+        noise = Z_90 * scatter(raw, curve)  # one crop per frame: the copies' disagreement shows here, over time
+        movement = movement.model_copy(update={"uncertainty_deg": round(float(np.hypot(key.uncertainty_deg or 0.0,
+                                                                                        noise)), 2)})
+        verdict = judge(movement.angle_deg, options, self.measurer.rules, movement.uncertainty_deg)
         return VideoResult(status="ok", **base, frames=tuple(readings), movement=movement,
                            measurement=measurements[movement.key_frame],
                            verdict=verdict, routine=prescribe(verdict, self.measurer.rules, pain=options.pain),

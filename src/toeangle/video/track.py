@@ -40,8 +40,11 @@ class Tracker:
     """``detector`` searches a whole frame; ``follower`` (anything with KeypointDetector.follow) follows
     the foot from the previous frame's points; without one, every frame is searched."""
 
-    def __init__(self, detector: LandmarkDetector, follower: KeypointDetector | None, given: Landmarks | None = None):
+    def __init__(self, detector: LandmarkDetector, follower: KeypointDetector | None, given: Landmarks | None = None,
+                 one_crop: bool = True):
         self.detector, self.follower, self.given = detector, follower, given
+        self.one_crop = one_crop
+        """Follow with one shifted copy of the crop per frame, a different one each frame (KeypointDetector.follow)."""
 
     def track(self, frames: Iterable[Frame]) -> Iterator[Tracked]:
         previous: Landmarks | None = None  # what the next frame follows from; None: search the whole frame
@@ -49,7 +52,8 @@ class Tracker:
             if frame.index == 0 and self.given is not None:
                 detection, found_by = ManualPoints(self.given).detect(frame.image), "given"
             elif previous is not None:
-                detection, found_by = self.follower.follow(frame.image, previous), "followed"
+                shift = frame.index if self.one_crop else None
+                detection, found_by = self.follower.follow(frame.image, previous, shift), "followed"
                 if detection.quality.status != "ok" and not set(detection.quality.reason_codes) <= PICTURE_ONLY:
                     detection, found_by = self.detector.detect(frame.image), "detector"
             else:
