@@ -414,6 +414,7 @@ def test_a_clip_shows_its_plot_and_key_frame_at_phone_size(phone, rendered_heel_
     assert phone.text_content("#clip-headline").startswith("Peak")
     assert phone.text_content("#clip-verdict") in ("normal", "borderline", "restricted")
     assert phone.locator("#clip-exercises li").count() > 0
+    assert phone.evaluate("JSON.parse(localStorage.getItem('toeangle.history.v1'))[0].protocol") == "heel_raise"
     no_overflow(phone)
     phone.screenshot(path=str(shots / "clip_phone.png"), full_page=True)
     assert axe_violations(phone) == []

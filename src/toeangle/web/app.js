@@ -196,9 +196,7 @@ async function measure(event) {
     await measureClip(file);
     return;
   }
-  const form = new FormData();
-  form.append("photo", file, "photo");  // the file's own name is not sent
-  for (const [name, value] of Object.entries(options())) form.append(name, String(value));
+  const form = uploadForm("photo", file);
   $("go").disabled = true;
   setStatus("Measuring\u2026", "busy");
   const sequence = state.sequence;
@@ -238,10 +236,15 @@ async function measure(event) {
   }
 }
 
-async function measureClip(file) {
+function uploadForm(field, file) {
   const form = new FormData();
-  form.append("video", file, "clip");  // the file's own name is not sent
+  form.append(field, file, field);  // the file's own name is not sent
   for (const [name, value] of Object.entries(options())) form.append(name, String(value));
+  return form;
+}
+
+async function measureClip(file) {
+  const form = uploadForm("video", file);
   $("go").disabled = true;
   setStatus("Measuring the clip, frame by frame\u2026", "busy");
   const sequence = state.sequence;
@@ -279,6 +282,7 @@ function showClip(body) {
     verdict.textContent = v.label;
     verdict.className = "verdict " + v.label;
     text("clip-summary", v.summary);
+    record({ measurement: { angle_deg: mv.angle_deg }, options: body.options });  // the clip's reading, by its test
   } else {
     text("clip-headline", "No angle");
     verdict.textContent = "This clip cannot be measured";
