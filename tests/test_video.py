@@ -154,6 +154,15 @@ def test_tracking_follows_refinds_when_lost_and_searches_until_found_again():
     assert [t.detection.quality.status for t in tracked].count("ok") == 12 - 4
 
 
+def test_a_foot_that_stays_away_is_searched_for_in_every_fifth_frame_until_found():
+    detector = FakeDetector(missing=set(range(27)))
+    tracked = list(Tracker(detector, FakeFollower()).track(_frames(34)))
+    assert detector.searched == [*range(10), 10, 15, 20, 25, 30]  # 26-29 skipped; 30 found
+    assert [t.found_by for t in tracked][26:31] == ["skipped"] * 4 + ["detector"]
+    assert all(t.detection.quality.reason_codes == ("no_foot",) for t in tracked[:27])
+    assert [t.found_by for t in tracked][31:] == ["followed"] * 3 and tracked[30].detection.quality.status == "ok"
+
+
 def test_tracking_from_given_points_starts_by_following_them():
     detector, follower = FakeDetector(), FakeFollower()
     tracked = list(Tracker(detector, follower, given=_landmarks(0)).track(_frames(3)))

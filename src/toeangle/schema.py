@@ -307,9 +307,10 @@ class FrameReading(_Frozen):
     time_s: float = Field(description="Presentation time (variable frame rates keep their real timing)")
     status: Literal["ok", "unmeasurable"]
     reason_codes: tuple[ReasonCode, ...] = ()
-    found_by: Literal["detector", "followed", "given"] = Field(
+    found_by: Literal["detector", "followed", "given", "skipped"] = Field(
         description="detector: the whole frame was searched (stage 1 and 2); followed: only the forefoot crop the "
-                    "previous frame set (stage 2); given: the caller's points")
+                    "previous frame set (stage 2); given: the caller's points; skipped: not searched, after 10 frames "
+                    "searched in vain only every 5th is (a gap with the last search's reasons)")
     angle_deg: float | None = Field(default=None, description="This frame's angle; None when unmeasurable (a gap)")
     uncertainty_deg: float | None = None
     smoothed_deg: float | None = Field(default=None, description="The curve after smoothing; None in gaps")

@@ -21,6 +21,11 @@ from .clip import Frame
 FOLLOW_NEEDS = ("heel", "first_metatarsal", "first_mtp")
 PICTURE_ONLY = frozenset({"blurred", "too_dark", "overexposed"})
 """Refusals about the frame, not the foot's place: the foot is still where it was."""
+SEARCH_EVERY_AFTER = 10
+"""After this many frames searched in vain in a row, only every SEARCH_EVERY-th frame is searched (the
+others are gaps, ``found_by="skipped"``): a clip with no readable foot costs a fifth, not the whole
+search on every frame (half a second each when MediaPipe looks for a small foot)."""
+SEARCH_EVERY = 5
 
 
 @dataclass(frozen=True)
@@ -48,9 +53,13 @@ class Tracker:
 
     def track(self, frames: Iterable[Frame]) -> Iterator[Tracked]:
         previous: Landmarks | None = None  # what the next frame follows from; None: search the whole frame
+        misses, last_refusal = 0, None  # searches in vain in a row, and the last one's answer
         for frame in frames:
             if frame.index == 0 and self.given is not None:
                 detection, found_by = ManualPoints(self.given).detect(frame.image), "given"
+            elif previous is None and misses >= SEARCH_EVERY_AFTER and (misses - SEARCH_EVERY_AFTER) % SEARCH_EVERY:
+                detection, found_by = last_refusal, "skipped"
+                misses += 1
             elif previous is not None:
                 shift = frame.index if self.one_crop else None
                 detection, found_by = self.follower.follow(frame.image, previous, shift), "followed"
@@ -62,6 +71,8 @@ class Tracker:
                 followable = self.follower is not None and not detection.detector.startswith("markers") \
                     and all(n in detection.landmarks.present() for n in FOLLOW_NEEDS)
                 previous = detection.landmarks if followable else None
+                misses = 0
             elif found_by == "detector":
-                previous = None
+                previous, last_refusal = None, detection
+                misses += 1
             yield Tracked(frame, detection, found_by)
