@@ -334,3 +334,14 @@ def test_following_the_real_model_refuses_a_crop_that_lost_the_foot(rendered_hee
     moved = Landmarks(**{n: p.model_copy(update={"x": p.x + 250}) for n, p in first.landmarks.present().items()})
     lost = follower.follow(frames[1].image, moved)  # the crop is now beside the foot
     assert lost.quality.status == "unmeasurable"
+
+
+def test_given_points_start_the_clip_and_points_outside_the_frame_are_an_error(rendered_heel_raise, capsys):
+    path, truth = rendered_heel_raise
+    points = {name: [float(x), float(y)] for name, (x, y) in truth.landmarks[0].items() if name != "hallux_tip"}
+    assert main(["video", str(path), "--points", json.dumps(points), "--json"]) == 0
+    frames = json.loads(capsys.readouterr().out)["frames"]
+    assert frames[0]["found_by"] == "given" and frames[1]["found_by"] == "followed"
+    far = {**points, "heel": [5000.0, 10.0]}
+    assert main(["video", str(path), "--points", json.dumps(far)]) == 2
+    assert "outside" in capsys.readouterr().err
