@@ -61,7 +61,8 @@ def test_frames_carry_the_clips_own_timestamps(small_clip):
 
 
 @pytest.mark.parametrize("content", [b"", b"hello, not a clip", b"\x89PNG\r\n\x1a\n" + bytes(100),
-                                     b"RIFF\x00\x00\x00\x00WAVEfmt " + bytes(64)])
+                                     b"RIFF\x00\x00\x00\x00WAVEfmt " + bytes(64),
+                                     b"\x00\x00\x00\x18ftypheic" + bytes(64)])  # a HEIC photo
 def test_what_is_not_a_clip_is_refused_by_its_bytes(content):
     with pytest.raises(UnsupportedVideoError, match="not an MP4, MOV, WebM or AVI"):
         Clip(content)

@@ -25,6 +25,9 @@ Image.MAX_IMAGE_PIXELS = None
 """Pillow's own bomb check (a fixed 89/179 MP) is off: decode_image checks the configured max_pixels
 from the header, before any pixel is decoded, and says that limit."""
 
+HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis")
+"""ftyp brands of HEIC/AVIF photos: ISO media files, like MP4 clips, told apart by this."""
+
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF")
 """Pillow's JPEG opener also yields MPO, its name for phone JPEGs with extra frames."""
 

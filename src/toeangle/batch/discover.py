@@ -23,6 +23,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from ..decode import HEIF_BRANDS
 from ..settings import get_settings
 from ..video.clip import container_name
 
@@ -32,15 +33,14 @@ PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", "
 CLIP_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi"})
 """Names that promise a clip (scored as one: one row per clip)."""
 
-_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis")
 SNIFF_BYTES = 16
 _NON_REGULAR = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
                 (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
 
 
 def is_clip(head: bytes) -> bool:
-    """The first bytes announce a clip (MP4/MOV, WebM, AVI) and not a photo (HEIC is an ISO media file too)."""
-    return sniff(head) is None and container_name(head) is not None
+    """The first bytes announce a clip (MP4/MOV, WebM, AVI)."""
+    return container_name(head) is not None
 
 
 def sniff(head: bytes) -> str | None:
@@ -51,7 +51,7 @@ def sniff(head: bytes) -> str | None:
         return "PNG"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WEBP"
-    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+    if head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS:
         return "HEIF"
     if head[:6] in (b"GIF87a", b"GIF89a"):
         return "GIF"

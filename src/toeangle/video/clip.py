@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import cv2
 
-from ..decode import DecodedImage
+from ..decode import HEIF_BRANDS, DecodedImage
 from ..errors import CorruptVideoError, UnsupportedVideoError, VideoTooLargeError
 from ..schema import VideoInfo
 
@@ -34,9 +34,9 @@ EBML_MAGIC = b"\x1a\x45\xdf\xa3"
 class ClipLimits:
     """What a clip may cost: its length, and the pixels decoding it takes (frames x width x height)."""
 
-    max_seconds: float = 60.0
-    max_frames: int = 3600
-    max_decoded_pixels: float = 3600 * 1920 * 1080.0
+    max_seconds: float = 30.0
+    max_frames: int = 1800
+    max_decoded_pixels: float = 1800 * 1920 * 1080.0
     max_side: int = 1920
     """Frames larger than this (4K) are reduced to it; the model's crops need no more."""
 
@@ -49,10 +49,9 @@ class Frame:
 
 
 def container_name(head: bytes) -> str | None:
-    """The container the first 12 bytes name, or None. (HEIC photos are ISO media files too: tell them
-    apart first, as batch.discover.sniff does.)"""
+    """The clip container the first 12 bytes name, or None (also for HEIC photos, ISO media files too)."""
     if len(head) >= 12 and head[4:8] in MP4_BOXES:
-        return "MP4/MOV"
+        return None if head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS else "MP4/MOV"
     if head[:4] == EBML_MAGIC:
         return "WebM/Matroska"
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass
 
 import numpy as np
 
-from ..decode import DecodedImage
 from ..geometry import Z_90
 from ..pipeline import Measurer
 from ..routine import prescribe
@@ -27,14 +25,6 @@ DECODE_AHEAD = 4
 """Frames decoded ahead in a thread while the model reads the current one."""
 MIN_MEASURED_FRAMES = 5
 """Fewer measured frames than this make no curve."""
-
-
-@dataclass(frozen=True)
-class KeyFrame:
-    """The key frame's picture and its own (per-frame) answer, for the overlay."""
-
-    image: DecodedImage
-    result: MeasurementResult
 
 
 class VideoMeasurer:
@@ -58,7 +48,8 @@ class VideoMeasurer:
         started = time.perf_counter()
         readings, measurements, detectors, followed = [], [], Counter(), 0
         with Clip(data, self.limits) as clip:
-            for tracked in Tracker(self.measurer.detector, self.follower, points, self.one_crop).track(clip.frames(ahead=DECODE_AHEAD)):
+            tracker = Tracker(self.measurer.detector, self.follower, points, self.one_crop)
+            for tracked in tracker.track(clip.frames(ahead=DECODE_AHEAD)):
                 one = self.measurer.assess(tracked.detection, options, None, {}, strict=tracked.found_by == "given")
                 readings.append(_reading(tracked.frame.index, tracked.frame.time_s, tracked.found_by, one))
                 measurements.append(one.measurement)
