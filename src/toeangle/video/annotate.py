@@ -59,7 +59,9 @@ def write_annotated_clip(data: bytes, result: VideoResult, limits: ClipLimits, o
                 h, w = canvas.shape[:2]
                 unit = max(h, w) / 800.0
                 smoothed = "gap" if reading.smoothed_deg is None else f"curve {reading.smoothed_deg:.0f} deg"
-                draw_label(canvas, f"{reading.time_s:.2f} s  frame {reading.index}  {smoothed}",
+                clip = f"  (the clip: {result.movement.angle_deg:.0f} deg, {result.verdict.label})" \
+                    if result.movement is not None else ""  # the headline's verdict is the clip's, not the frame's
+                draw_label(canvas, f"{reading.time_s:.2f} s  frame {reading.index}  {smoothed}{clip}",
                        (int(12 * unit), h - int(16 * unit)), 0.7 * unit, (255, 255, 255))
                 if writer is None:
                     fps = result.video.fps or 30.0
