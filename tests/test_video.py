@@ -346,3 +346,21 @@ def test_given_points_start_the_clip_and_points_outside_the_frame_are_an_error(r
     far = {**points, "heel": [5000.0, 10.0]}
     assert main(["video", str(path), "--points", json.dumps(far)]) == 2
     assert "outside" in capsys.readouterr().err
+
+
+def test_skin_markers_are_followed_without_a_new_foot_check_while_they_stay_close(marker_photo):
+    from toeangle.decode import decode_image
+    from toeangle.detectors.markers import MarkerDetector
+
+    data, truth = marker_photo
+    image = decode_image(data)
+    points = np.array([truth[n] for n in ("heel", "first_metatarsal", "first_mtp", "hallux_ip")])
+    foot = np.vstack([points, points[3] + 0.6 * (points[3] - points[2])])  # stage 1's five points, as if found
+    checks = []
+    detector = MarkerDetector(lambda rgb: checks.append(1) or foot)
+    found = detector.detect(image)
+    assert found.quality.status == "ok" and len(checks) == 1
+    followed = detector.follow(image, found.landmarks)
+    assert followed.quality.status == "ok" and followed.landmarks == found.landmarks and len(checks) == 1
+    elsewhere = Landmarks(**{n: p.model_copy(update={"x": p.x + 200}) for n, p in found.landmarks.present().items()})
+    assert detector.follow(image, elsewhere).quality.status == "ok" and len(checks) == 2  # checked again

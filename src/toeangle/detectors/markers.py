@@ -28,7 +28,7 @@ import numpy as np
 from ..decode import DecodedImage
 from ..geometry import GeometryError, dorsiflexion_deg
 from ..schema import Detection, Landmarks, Point, Quality, Reason
-from .base import to_original
+from .base import to_decoded, to_original
 
 HUE_RANGE = (35, 90)
 """OpenCV hue (0..180) band counted as sticker green."""
@@ -76,6 +76,9 @@ METATARSAL_MM = METATARSAL_SHARE * 260.0
 MAX_CANDIDATES = 10
 """Round green spots tried as sticker sets, largest first (combinations grow fast)."""
 
+MAX_FOLLOW_MOVE = 0.25
+"""Clips: how far (metatarsal lengths) a sticker may move from one frame to the next and still be the same one
+on the same foot."""
 ORDER_NAMES = {
     3: ("first_metatarsal", "first_mtp", "hallux_ip"),
     4: ("heel", "first_metatarsal", "first_mtp", "hallux_ip"),
@@ -280,6 +283,27 @@ class MarkerDetector:
         problem = self._off_foot_problem(image.rgb, path)
         if problem:
             return self._refuse("markers_off_foot", problem)
+        return self._found(chosen, image)
+
+    def follow(self, image: DecodedImage, previous: Landmarks) -> Detection:
+        """Stickers in a clip's next frame. Whether they are on a foot (stage 1 on the whole frame, most
+        of the cost) was checked when they were found; here it is taken over from ``previous`` (the last
+        frame's landmarks) when every sticker lies within MAX_FOLLOW_MOVE metatarsal lengths of the same
+        one there. Otherwise the frame gets ``detect``'s full check."""
+        chosen, problem = self._choose(find_blobs(image.rgb))
+        if chosen is None:
+            return self._refuse("markers_not_found", problem)
+        names = ORDER_NAMES[len(chosen)]
+        before = to_decoded(previous, image).present()
+        if all(n in before for n in names):
+            path, old = np.array([s.xy for s in chosen]), np.array([before[n].xy for n in names])
+            metatarsal = float(np.linalg.norm(old[-2] - old[-3]))
+            if np.linalg.norm(path - old, axis=1).max() <= MAX_FOLLOW_MOVE * metatarsal:
+                return self._found(chosen, image)
+        return self.detect(image)
+
+    def _found(self, chosen: list[Spot], image: DecodedImage) -> Detection:
+        path = np.array([s.xy for s in chosen])
         metatarsal_px = float(np.linalg.norm(path[-2] - path[-3]))
         sigma = float(np.hypot(CENTROID_SIGMA_PX, PLACEMENT_SIGMA_MM / METATARSAL_MM * metatarsal_px))
         points = {

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from ..detectors import KeypointDetector, LandmarkDetector, ManualPoints
+from ..detectors import KeypointDetector, LandmarkDetector, ManualPoints, MarkerDetector
 from ..schema import Detection, Landmarks
 from .clip import Frame
 
@@ -35,10 +35,14 @@ class Tracked:
     found_by: str  # detector | followed | given
 
 
-def keypoint_in(detector: LandmarkDetector) -> KeypointDetector | None:
-    """The keypoint model among the detector's parts (``auto`` is markers, then the model)."""
+def part_of(detector: LandmarkDetector, kind: type):
+    """The detector of ``kind`` among the detector's parts (``auto`` is markers, then the model), or None."""
     parts = getattr(detector, "detectors", [detector])
-    return next((d for d in parts if isinstance(d, KeypointDetector)), None)
+    return next((d for d in parts if isinstance(d, kind)), None)
+
+
+def keypoint_in(detector: LandmarkDetector) -> KeypointDetector | None:
+    return part_of(detector, KeypointDetector)
 
 
 class Tracker:
@@ -48,11 +52,13 @@ class Tracker:
     def __init__(self, detector: LandmarkDetector, follower: KeypointDetector | None, given: Landmarks | None = None,
                  one_crop: bool = True):
         self.detector, self.follower, self.given = detector, follower, given
+        self.markers = part_of(detector, MarkerDetector)
         self.one_crop = one_crop
         """Follow with one shifted copy of the crop per frame, a different one each frame (KeypointDetector.follow)."""
 
     def track(self, frames: Iterable[Frame]) -> Iterator[Tracked]:
         previous: Landmarks | None = None  # what the next frame follows from; None: search the whole frame
+        stickers: Landmarks | None = None  # the last frame's skin markers, when it had them
         misses, last_refusal = 0, None  # searches in vain in a row, and the last one's answer
         for frame in frames:
             if frame.index == 0 and self.given is not None:
@@ -60,6 +66,10 @@ class Tracker:
             elif previous is None and misses >= SEARCH_EVERY_AFTER and (misses - SEARCH_EVERY_AFTER) % SEARCH_EVERY:
                 detection, found_by = last_refusal, "skipped"
                 misses += 1
+            elif stickers is not None:
+                detection, found_by = self.markers.follow(frame.image, stickers), "followed"
+                if detection.quality.status != "ok":
+                    detection, found_by = self.detector.detect(frame.image), "detector"
             elif previous is not None:
                 shift = frame.index if self.one_crop else None
                 detection, found_by = self.follower.follow(frame.image, previous, shift), "followed"
@@ -68,11 +78,13 @@ class Tracker:
             else:
                 detection, found_by = self.detector.detect(frame.image), "detector"
             if detection.quality.status == "ok":
-                followable = self.follower is not None and not detection.detector.startswith("markers") \
+                from_markers = detection.detector.startswith("markers")
+                stickers = detection.landmarks if from_markers and self.markers is not None else None
+                followable = self.follower is not None and not from_markers \
                     and all(n in detection.landmarks.present() for n in FOLLOW_NEEDS)
                 previous = detection.landmarks if followable else None
                 misses = 0
             elif found_by == "detector":
-                previous, last_refusal = None, detection
+                previous, stickers, last_refusal = None, None, detection
                 misses += 1
             yield Tracked(frame, detection, found_by)
