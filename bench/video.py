@@ -15,7 +15,6 @@ Figures only: nothing here asserts a speed.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -78,8 +77,6 @@ def main() -> None:
           f"{product_s / decode_s:.2f}x decoding alone (wall), {product_cpu / decode_cpu:.2f}x (CPU); "
           f"{result.frames_followed} of {n} frames followed (stage 2 only), {measured} measured; {result.status}"
           + (f", {result.movement.angle_deg:.1f} deg at frame {result.movement.key_frame}" if result.movement else ""))
-    print(f"  at {os.cpu_count()} free cores the CPU figure allows about "
-          f"{min(os.cpu_count(), 2) / (product_cpu / n):.0f} frames/s (decoding runs in its own thread)")
     if not args.no_search_only:
         videos.follower = None  # every frame searched: stage 1 and 2
         search_s, search_cpu, searched = timed(lambda: videos.measure_clip(data, options))
