@@ -39,6 +39,24 @@ def turned_90(data: bytes) -> bytes:
     return bytes(out)
 
 
+def variable_rate(data: bytes) -> bytes:
+    """The same clip with its second half three times slower (as a phone drops its rate in dim light):
+    the time-to-sample table gets two runs, the boxes around it grow by its 8 bytes (the index sits
+    after the frames, so no frame moves), and the edit list is lengthened to the new duration."""
+    out = bytearray(data)
+    edit = out.find(b"elst")
+    struct.pack_into(">I", out, edit + 12, 2 * struct.unpack(">I", out[edit + 12:edit + 16])[0])
+    at = out.find(b"stts") - 4
+    size, _, _, runs, frames, delta = struct.unpack(">I4sIIII", out[at:at + 24])
+    assert runs == 1 and out.find(b"mdat") < at
+    half = frames // 2
+    table = struct.pack(">I4sIIIIII", size + 8, b"stts", 0, 2, half, delta, frames - half, 3 * delta)
+    for parent in (b"moov", b"trak", b"mdia", b"minf", b"stbl"):
+        box = out.rfind(parent, 0, at) - 4
+        struct.pack_into(">I", out, box, struct.unpack(">I", out[box:box + 4])[0] + 8)
+    return bytes(out[:at] + table + out[at + size:])
+
+
 @pytest.fixture
 def small_clip(tmp_path) -> bytes:
     return mp4(marked_frames(), 12.0, tmp_path / "small.mp4")
@@ -58,6 +76,11 @@ def test_frames_carry_the_clips_own_timestamps(small_clip):
     assert (clip.info.fps, clip.info.frames, clip.info.rotation_deg, clip.info.container) == (12.0, 6, 0, "MP4/MOV")
     times = [f.time_s for f in clip.frames()]
     assert np.allclose(np.diff(times), 1 / 12, atol=1e-3)
+
+
+def test_a_variable_frame_rate_keeps_each_frames_own_time(small_clip):
+    times = [f.time_s for f in Clip(variable_rate(small_clip)).frames()]
+    assert np.allclose(times, [0, 1 / 12, 2 / 12, 3 / 12, 6 / 12, 9 / 12], atol=1e-3)
 
 
 @pytest.mark.parametrize("content", [b"", b"hello, not a clip", b"\x89PNG\r\n\x1a\n" + bytes(100),
