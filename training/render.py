@@ -202,21 +202,17 @@ def pixels_to_ndc(px: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return (np.c_[px, np.ones(len(px))] @ np.linalg.inv(_px_from_ndc(size)).T)[:, :2]
 
 
-def _fit_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares 2x3 similarity (rotation, scale, shift) taking src points to dst points."""
-    x, y = src.T
-    a = np.zeros((2 * len(src), 4))
-    a[0::2] = np.c_[x, -y, np.ones_like(x), np.zeros_like(x)]
-    a[1::2] = np.c_[y, x, np.zeros_like(x), np.ones_like(x)]
-    (p, q, tx, ty), *_ = np.linalg.lstsq(a, dst.reshape(-1), rcond=None)
-    return np.array([[p, -q, tx], [q, p, ty]])
-
-
 def pixel_similarity_to_ndc(matrix_px: np.ndarray, src_size: tuple[int, int], dst_size: tuple[int, int]
                             ) -> np.ndarray:
     """A 2x3 similarity from src-image pixels to dst-image pixels, as a 3x3 on NDC (x, y, w)."""
     m = np.vstack([matrix_px, [0, 0, 1]])
     return np.linalg.inv(_px_from_ndc(dst_size)) @ m @ _px_from_ndc(src_size)
+
+
+def _fit_affine(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares 2x3 affine map taking src points to dst points (crops may be mirrored)."""
+    solution, *_ = np.linalg.lstsq(np.c_[src, np.ones(len(src))], dst, rcond=None)
+    return solution.T
 
 
 class Renderer:
@@ -253,7 +249,7 @@ class Renderer:
     def _render_through_lens(self, scene: Scene, size: tuple[int, int], similarity_px: np.ndarray | None,
                              src_size: tuple[int, int]) -> np.ndarray:
         """The distorted photo (or its image under ``similarity_px``): the pinhole image rendered through the
-        similarity closest to the lens here, with a margin, then resampled where the lens bends it."""
+        affine map closest to the lens here, with a margin, then resampled where the lens bends it."""
         w, h = size
         to_out = np.eye(3)[:2] if similarity_px is None else np.asarray(similarity_px, float)
         gx, gy = np.meshgrid(np.arange(w, dtype=float), np.arange(h, dtype=float))
@@ -263,7 +259,7 @@ class Renderer:
         aspect = src_size[0] / src_size[1]
         pinhole_px = ndc_to_pixels(scene.camera.undistort_ndc(pixels_to_ndc(photo_px, src_size), aspect), src_size)
         every = max(1, len(out_px) // 4000)
-        fit = _fit_similarity(pinhole_px[::every], out_px[::every])
+        fit = _fit_affine(pinhole_px[::every], out_px[::every])
         where = pinhole_px @ fit[:, :2].T + fit[:, 2]
         margin = int(np.ceil(min(np.abs(where - out_px).max(), max(size) / 2))) + 2
         fit[:, 2] += margin
