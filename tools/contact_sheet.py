@@ -30,10 +30,13 @@ COLOURS = [(60, 60, 255), (60, 200, 255), (60, 255, 60), (255, 200, 60), (255, 6
 
 
 def render_tiles(seeds: range, realism: float, stage: int, points: bool) -> list[np.ndarray]:
-    dataset._init(dict(wide_view_share=0.12, top_down_share=0.0, lateral_share=0.15, realism=realism), 128, 45.0)
+    options = dict(wide_view_share=0.12, top_down_share=0.0, lateral_share=0.15, realism=realism)
+    dataset._init(options, 128, 45.0)
     tiles = []
     for seed in seeds:
         sample = dataset.make_sample(seed)
+        scene, _ = dataset._worker["sampler"].sample(seed, **options)
+        added = [name for name in scene.extra.get("realism", []) if name not in ("skin", "phone", "wall", "floor")]
         if stage == 2 and not sample["stage2_ok"]:
             continue
         img, xy = (sample["stage1"], sample["xy1"]) if stage == 1 else (sample["stage2"], sample["xy2"])
@@ -43,6 +46,8 @@ def render_tiles(seeds: range, realism: float, stage: int, points: bool) -> list
             for (x, y), colour in zip(xy, colours):
                 cv2.circle(tile, (round(2 * x + 0.5), round(2 * y + 0.5)), 3, colour, -1, cv2.LINE_AA)
         cv2.putText(tile, str(seed), (3, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(tile, " ".join(added), (3, tile.shape[0] - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0), 1,
+                    cv2.LINE_AA)
         tiles.append(tile)
     return tiles
 

@@ -116,13 +116,17 @@ def dress(scene: Scene, model: FindModel, d: Dressing, rng: np.random.Generator,
     regions = Regions.of(model)
     foot_mesh = scene.meshes[0]
     colors = foot_mesh.colors.astype(float)
+    added = scene.extra.setdefault("realism", [])  # what was added, for contact sheets
     if rng.random() < 0.95 * amount:
         colors = _skin(colors, regions, d, rng)
+        added.append("skin")
     displace = np.zeros(len(colors))
     if rng.random() < 0.12 * amount:
         colors, displace = _sandal_strap(colors, displace, regions, rng)
+        added.append("strap")
     if rng.random() < 0.15 * amount:
         colors, displace = _sock(colors, displace, regions, d, scene, rng)
+        added.append("sock")
     verts = foot_mesh.verts
     if displace.any():
         normals = Mesh(verts, foot_mesh.faces, colors).with_normals().normals
@@ -130,10 +134,12 @@ def dress(scene: Scene, model: FindModel, d: Dressing, rng: np.random.Generator,
     scene.meshes[0] = Mesh(verts, foot_mesh.faces, colors.astype(np.float32), None)
     if d.leg is not None and rng.random() < 0.3 * amount:
         scene.meshes.append(_trouser_hem(d, rng))
+        added.append("hem")
     _floor(scene, d, rng, amount)
     _light(scene, d, rng, amount)
     if d.floor is not None and rng.random() < 0.9:
         _shadows(scene, d, rng)
+        added.append("shadow")
     _phone(scene, rng, amount, seed)
 
 
@@ -187,7 +193,7 @@ def _skin(colors: np.ndarray, r: Regions, d: Dressing, rng: np.random.Generator)
         c = _mix(c, nail, nails * rng.uniform(0.5, 0.9))
         c = _mix(c, np.array([0.95, 0.93, 0.88]), r.nail_edge * rng.uniform(0.3, 0.8))
     else:
-        c = _mix(c, polish, nails * rng.uniform(0.85, 1.0) * (0.9 + 0.1 * _noise(r.verts, rng, 0.002)).clip(0, 1))
+        c = _mix(c, polish, nails * rng.uniform(0.85, 1.0))
     return np.clip(c, 0, 1)
 
 
@@ -290,13 +296,30 @@ def floor_texture(rng: np.random.Generator, size: int = 256) -> tuple[np.ndarray
     return (np.clip(img, 0, 1) * 255).astype(np.uint8), float(span)
 
 
+def wall_texture(rng: np.random.Generator, size: int = 128) -> tuple[np.ndarray, float]:
+    """What stands behind a foot: a painted wall, or the bed, couch, sofa or cupboard it is held over."""
+    kind = rng.choice(["paint", "furniture"], p=[0.6, 0.4])
+    if kind == "furniture":
+        return floor_texture(rng)
+    paint = np.array([[0.92, 0.9, 0.85], [0.85, 0.8, 0.7], [0.75, 0.75, 0.75], [0.8, 0.85, 0.88], [0.88, 0.82, 0.75],
+                      [0.7, 0.78, 0.7], [0.95, 0.95, 0.95]])[rng.integers(7)] * rng.uniform(0.7, 1.05)
+    img = paint * (1 + 0.03 * _noise2(size, rng, 2) + 0.04 * _noise2(size, rng, 32))[..., None]
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8), float(rng.uniform(0.5, 2.0))
+
+
 def _floor(scene: Scene, d: Dressing, rng, amount: float) -> None:
+    if rng.random() < 0.8 * amount:  # the wall behind: no garish clutter in most rooms
+        wall = scene.quads[0]
+        wall.texture, span = wall_texture(rng)
+        scene.extra["realism"].append("wall")
+        wall.uv_scale = np.linalg.norm(wall.corners[1] - wall.corners[0]) / span
     if d.floor is None:
         return
     floor = scene.quads[d.floor]
     extent = floor.corners[:, 0].max() - floor.corners[:, 0].min()
-    if rng.random() < 0.7 * amount:
+    if rng.random() < 0.85 * amount:
         floor.texture, span = floor_texture(rng)
+        scene.extra["realism"].append("floor")
         floor.uv_scale = extent / span
         floor.brightness = rng.uniform(0.75, 1.15)
     if rng.random() < 0.45 * amount:  # the floor runs to the horizon: no wall just behind the foot
@@ -308,6 +331,7 @@ def _floor(scene: Scene, d: Dressing, rng, amount: float) -> None:
         floor.corners = centre + (floor.corners - centre) * [grow, grow, 1]
         floor.uv_scale *= grow
         scene.background = tuple(rng.uniform(0.2, 0.8) * rng.uniform(0.85, 1.0, 3))
+        scene.extra["realism"].append("horizon")
     if d.standing and rng.random() < 0.2 * amount:  # a sheet of paper under the foot
         foot = scene.meshes[0].verts
         centre = foot.mean(0)
@@ -319,6 +343,7 @@ def _floor(scene: Scene, d: Dressing, rng, amount: float) -> None:
                    for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
         paper = np.full((16, 16, 3), 255 * rng.uniform(0.88, 0.98), np.uint8)
         scene.quads.insert(d.floor + 1, TexturedQuad(np.array(corners), paper, 1.0, floor.brightness * rng.uniform(0.9, 1.1)))
+        scene.extra["realism"].append("paper")
 
 
 def _light(scene: Scene, d: Dressing, rng, amount: float) -> None:
@@ -350,6 +375,8 @@ def _light(scene: Scene, d: Dressing, rng, amount: float) -> None:
                               ambient=np.array([0.6, 0.7, 0.9]) * rng.uniform(0.08, 0.2), shininess=rng.uniform(10, 30),
                               spec_strength=rng.uniform(0.05, 0.2))
     scene.extra["light"] = str(kind)
+    if kind != "keep":
+        scene.extra["realism"].append(str(kind))
 
 
 def _shadows(scene: Scene, d: Dressing, rng) -> None:
@@ -398,15 +425,17 @@ def _phone(scene: Scene, rng, amount: float, seed: int) -> None:
         wide = rng.random() < 0.2
         k1 = rng.uniform(0.12, 0.3) if wide else rng.uniform(0.0, 0.1)
         scene.camera.distortion = (float(k1), float(rng.uniform(-0.02, 0.03)))
+        scene.extra["realism"].append("lens")
     if rng.random() < 0.9 * amount:
         look = dict(exposure=rng.uniform(0.38, 0.55), hdr=rng.uniform(0.0, 0.7), contrast=rng.uniform(0.9, 1.4),
-                    saturation=rng.uniform(0.95, 1.35), white=rng.uniform(0.9, 1.1, 3) * [1, 1, 1],
+                    saturation=rng.uniform(0.85, 1.2), white=rng.uniform(0.9, 1.1, 3) * [1, 1, 1],
                     sharpen=rng.uniform(0.0, 1.2), sharpen_sigma=rng.uniform(0.6, 1.5), noise=rng.uniform(0.003, 0.02),
                     chroma=rng.uniform(0.0, 0.02), vignette=rng.uniform(0.0, 0.35), seed=seed)
         if scene.extra.get("light") == "dim":  # white balance leaves some of the warmth; high gain, more noise
             look.update(white=np.array([rng.uniform(0.75, 0.95), 1.0, rng.uniform(1.05, 1.4)]),
                         noise=rng.uniform(0.008, 0.025), chroma=rng.uniform(0.01, 0.03))
         scene.develop = partial(develop, **look)
+        scene.extra["realism"].append("phone")
 
 
 def develop(image: np.ndarray, exposure: float, hdr: float, contrast: float, saturation: float, white: np.ndarray,
