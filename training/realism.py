@@ -18,6 +18,7 @@ from functools import partial
 
 import cv2
 import numpy as np
+import scipy.sparse as sp
 from foot import FindModel
 from render import Lights, Mesh, Scene, TexturedQuad
 from scipy.ndimage import map_coordinates
@@ -105,10 +106,26 @@ class Regions:
         self.calluses = np.clip(self.calluses, 0, 1)
         self.toes = _soft(v[:, 0] - lm["first_mtp"][0] - 0.005, 0.006) * _soft(up + 0.2, 0.2)
         self.dorsum = _soft(up - 0.25, 0.2) * _soft(heel_x - 0.25, 0.05) * _soft(0.7 - heel_x, 0.05)
+        self.cavity = _cavity(v, n, foot.faces)
         self.height = v[:, 2] - v[:, 2].min()
         self.x = heel_x
         self.span = v.max(0) - v.min(0)
         self.landmarks = lm
+
+
+def _cavity(verts: np.ndarray, normals: np.ndarray, faces: np.ndarray, steps: int = 12) -> np.ndarray:
+    """0..1, how far each vertex lies below its smoothed surroundings (toe gaps, the arch, creases):
+    where a real foot shades itself."""
+    n = len(verts)
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    adjacency = sp.csr_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    adjacency = ((adjacency + adjacency.T) > 0).astype(float)
+    average = sp.diags(1 / np.asarray(adjacency.sum(1)).ravel()) @ adjacency
+    smooth = verts
+    for _ in range(steps):
+        smooth = average @ smooth
+    depth = np.einsum("ij,ij->i", smooth - verts, normals)
+    return np.clip(depth / np.percentile(depth, 98), 0, 1)
 
 
 def dress(scene: Scene, model: FindModel, d: Dressing, rng: np.random.Generator, amount: float, seed: int) -> None:
@@ -128,6 +145,8 @@ def dress(scene: Scene, model: FindModel, d: Dressing, rng: np.random.Generator,
         colors, displace = _sock(colors, displace, regions, d, scene, rng)
         added.append("sock")
     verts = foot_mesh.verts
+    if d.standing and d.floor is not None:  # skin darkens where it meets the floor
+        colors = colors * (1 - rng.uniform(0.2, 0.5) * np.exp(-(verts[:, 2] - d.floor_z) / 0.006))[:, None]
     if displace.any():
         normals = Mesh(verts, foot_mesh.faces, colors).with_normals().normals
         verts = (verts + normals * displace[:, None]).astype(np.float32)
@@ -163,7 +182,9 @@ def _skin(colors: np.ndarray, r: Regions, d: Dressing, rng: np.random.Generator)
     # veins on the back of the foot (seen through light skin)
     if rng.random() < 0.5 * light:
         ridge = np.clip(1 - np.abs(_noise(r.verts, rng, 0.02)) / 0.08, 0, 1) ** 2
-        c = _mix(c, c * np.array([0.75, 0.85, 1.05]), r.dorsum * ridge * rng.uniform(0.3, 0.8) * light)
+        c = _mix(c, c * np.array([0.75, 0.85, 1.05]), r.dorsum * ridge * rng.uniform(0.2, 0.6) * light)
+    # the foot's shade in its own hollows
+    c = c * (1 - rng.uniform(0.1, 0.35) * r.cavity)[:, None]
     # creases and the gaps between the lesser toes
     shade = rng.uniform(0.2, 0.5)
     c = c * (1 - shade * np.clip(r.creases, 0, 1))[:, None] * (1 - rng.uniform(0.3, 0.6) * np.clip(r.toe_gaps, 0, 1))[:, None]
@@ -171,7 +192,7 @@ def _skin(colors: np.ndarray, r: Regions, d: Dressing, rng: np.random.Generator)
     if rng.random() < 0.3:
         density = rng.uniform(0.02, 0.12)
         hairs = (rng.random(len(c)) < density) * np.clip(r.dorsum * 0.5 + r.toes * (r.x < 0.95), 0, 1)
-        c = _mix(c, HAIR[rng.integers(len(HAIR))], hairs * rng.uniform(0.15, 0.4))
+        c = _mix(c, HAIR[rng.integers(len(HAIR))], hairs * rng.uniform(0.1, 0.3))
     # a bruise, a scratch or a plaster somewhere
     if rng.random() < 0.15:
         centre = r.verts[rng.integers(len(r.verts))]
