@@ -33,9 +33,9 @@ STRAPS = np.array([[0.1, 0.08, 0.07], [0.45, 0.28, 0.15], [0.85, 0.8, 0.7], [0.2
 
 @dataclass
 class Dressing:
-    """What dress() needs to know of the sampled scene besides its meshes and quads."""
+    """What dress() needs to know of the sampled scene besides its meshes (meshes[0] is the foot, its vertex i
+    FIND's vertex i) and quads."""
 
-    foot: object  # synth's FIND foot before its tilt and mirroring (vertex i here is vertex i of meshes[0])
     tone: np.ndarray  # the skin colour
     skin: float  # 0 very light .. 1 very dark
     leg: int | None  # index of the leg's mesh
@@ -70,7 +70,7 @@ class Regions:
         axis = _unit(lm["hallux_tip"] - lm["hallux_ip"])
         dorsal = _unit(np.cross(axis, [0, 1.0, 0]))
         rel = v - lm["hallux_tip"]
-        along, across = rel @ axis, rel[:, 1] - lm["hallux_tip"][1] * 0
+        along = rel @ axis
         across = v[:, 1] - (lm["hallux_tip"][1] + lm["hallux_ip"][1]) / 2
         facing = n @ dorsal
         ell = ((along + 0.0095) / 0.0085) ** 2 + (across / 0.0085) ** 2
@@ -110,7 +110,6 @@ class Regions:
         self.height = v[:, 2] - v[:, 2].min()
         self.x = heel_x
         self.span = v.max(0) - v.min(0)
-        self.landmarks = lm
 
 
 def _cavity(verts: np.ndarray, normals: np.ndarray, faces: np.ndarray, steps: int = 12) -> np.ndarray:

@@ -257,7 +257,7 @@ class SceneSampler:
         scene = Scene(meshes, quads, lights, camera, background)
         if realism > 0:
             mirror = np.array([1, -1 if side == "left" else 1, 1])
-            dress(scene, m, Dressing(foot=foot, tone=tone, skin=float(skin), leg=leg_index, ankle=ankle * mirror,
+            dress(scene, m, Dressing(tone=tone, skin=float(skin), leg=leg_index, ankle=ankle * mirror,
                                      leg_dir=leg_dir * mirror, ankle_r=float(ankle_r), floor=1 if len(quads) > 1 else None,
                                      floor_z=float(floor_z), standing=setting != "held"),
                   np.random.default_rng([seed, 31]), realism, seed)
