@@ -28,6 +28,10 @@ POLISH = np.array([[0.75, 0.05, 0.1], [0.45, 0.02, 0.08], [0.9, 0.45, 0.55], [0.
 HAIR = np.array([[0.08, 0.06, 0.05], [0.25, 0.17, 0.1], [0.5, 0.38, 0.25]])
 SOCKS = np.array([[0.05, 0.05, 0.06], [0.9, 0.9, 0.88], [0.5, 0.5, 0.52], [0.2, 0.25, 0.45], [0.6, 0.15, 0.2]])
 DENIM = np.array([[0.18, 0.25, 0.4], [0.3, 0.4, 0.55], [0.1, 0.12, 0.18]])
+WOODS = np.array([[0.75, 0.6, 0.42], [0.4, 0.26, 0.15], [0.6, 0.58, 0.55], [0.55, 0.3, 0.18], [0.85, 0.8, 0.72],
+                  [0.62, 0.45, 0.3], [0.3, 0.2, 0.14]])
+RUG = np.array([[0.5, 0.1, 0.1], [0.1, 0.12, 0.3], [0.85, 0.78, 0.62], [0.7, 0.55, 0.25], [0.25, 0.35, 0.3],
+                [0.6, 0.3, 0.2], [0.15, 0.1, 0.1], [0.75, 0.7, 0.7]])
 STRAPS = np.array([[0.1, 0.08, 0.07], [0.45, 0.28, 0.15], [0.85, 0.8, 0.7], [0.2, 0.3, 0.5], [0.7, 0.2, 0.2]])
 
 
@@ -265,7 +269,7 @@ def floor_texture(rng: np.random.Generator, size: int = 256) -> tuple[np.ndarray
                       p=[0.25, 0.15, 0.12, 0.12, 0.12, 0.14, 0.1])
     yy, xx = np.mgrid[0:size, 0:size] / size
     if kind == "planks":
-        base = np.array([0.55, 0.36, 0.2]) * rng.uniform(0.5, 1.5) + rng.normal(0, 0.04, 3)
+        base = WOODS[rng.integers(len(WOODS))] * rng.uniform(0.8, 1.15) + rng.normal(0, 0.03, 3)
         planks = int(rng.integers(4, 8))
         row = np.floor(yy * planks)
         shift = (row * 0.37 + rng.uniform()) % 1
@@ -291,9 +295,10 @@ def floor_texture(rng: np.random.Generator, size: int = 256) -> tuple[np.ndarray
         img = base * (1 + 0.25 * _noise2(size, rng, 1) + 0.1 * _noise2(size, rng, 24))[..., None]
         span = rng.uniform(0.2, 0.5)
     elif kind == "rug":  # an ornamental rug: medallions, a border, many colours
-        palette = rng.uniform(0.1, 0.85, (4, 3))
+        palette = RUG[rng.permutation(len(RUG))[:4]] * rng.uniform(0.8, 1.1)
         u, v = np.abs(xx - 0.5), np.abs(yy - 0.5)
-        pattern = np.sin(u * rng.uniform(20, 60)) * np.cos(v * rng.uniform(20, 60)) + np.sin((u + v) * rng.uniform(30, 80))
+        pattern = (np.sin(u * rng.uniform(20, 60)) * np.cos(v * rng.uniform(20, 60)) + np.sin((u + v) * rng.uniform(30, 80))
+                   + 0.5 * np.sin(u * rng.uniform(150, 250)) * np.sin(v * rng.uniform(150, 250)))
         index = np.digitize(pattern, [-0.7, 0.2, 0.9])
         img = palette[index]
         border = np.maximum(u, v) > 0.44
