@@ -49,6 +49,7 @@ class Dressing:
     floor: int | None  # index of the floor's quad
     floor_z: float
     standing: bool
+    points: dict[str, np.ndarray]  # the truth's landmarks, scene frame
 
 
 class Regions:
@@ -155,8 +156,10 @@ def dress(scene: Scene, model: FindModel, d: Dressing, rng: np.random.Generator,
         verts = (verts + normals * displace[:, None]).astype(np.float32)
     scene.meshes[0] = Mesh(verts, foot_mesh.faces, colors.astype(np.float32), None)
     if d.leg is not None and rng.random() < 0.3 * amount:
-        scene.meshes.append(_trouser_hem(d, rng))
-        added.append("hem")
+        hem = _trouser_hem(d, scene.camera.eye, rng)
+        if hem is not None:
+            scene.meshes.append(hem)
+            added.append("hem")
     _floor(scene, d, rng, amount)
     _light(scene, d, rng, amount)
     if d.floor is not None and rng.random() < 0.9:
@@ -249,8 +252,9 @@ def _sock(colors, displace, r: Regions, d: Dressing, scene: Scene, rng):
     return colors, displace + band * rng.uniform(0.001, 0.004)
 
 
-def _trouser_hem(d: Dressing, rng) -> Mesh:
-    """Trousers falling over the ankle, wider than the leg, their hem above the heel."""
+def _trouser_hem(d: Dressing, eye: np.ndarray, rng) -> Mesh | None:
+    """Trousers falling over the ankle, wider than the leg, their hem above the heel; None where they would
+    stand between the camera and a landmark (the truth says every point is seen)."""
     from synth import leg
 
     colour = DENIM[rng.integers(len(DENIM))] if rng.random() < 0.5 else rng.uniform(0.05, 0.8, 3)
@@ -258,7 +262,17 @@ def _trouser_hem(d: Dressing, rng) -> Mesh:
     along = [colour * (0.75 if i == 0 else rng.uniform(0.9, 1.05)) for i in range(rings)]
     direction = d.leg_dir / np.linalg.norm(d.leg_dir)
     bottom = d.ankle + direction * rng.uniform(-0.01, 0.06)
-    return leg(bottom, direction, d.ankle_r * rng.uniform(1.5, 2.1), rng.uniform(0.25, 0.4), np.clip(along, 0, 1))
+    radius, length = d.ankle_r * rng.uniform(1.5, 2.1), rng.uniform(0.25, 0.4)
+    # sight lines from the camera to each landmark (all but their last 5 mm) against the widest tube
+    t = np.linspace(0, 1, 48)[:, None, None]
+    points = np.stack(list(d.points.values()))[None]
+    ends = points - 0.005 * (points - eye) / np.linalg.norm(points - eye, axis=-1, keepdims=True)
+    sight = eye + t * (ends - eye)
+    axial = (sight - bottom) @ direction
+    off_axis = np.linalg.norm(sight - bottom - axial[..., None] * direction, axis=-1)
+    if np.any((axial > -0.01) & (axial < length) & (off_axis < 1.5 * radius)):
+        return None
+    return leg(bottom, direction, radius, length, np.clip(along, 0, 1))
 
 
 # --- floor, light, shadows -------------------------------------------------------------------------
