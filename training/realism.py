@@ -173,7 +173,7 @@ def dress(scene: Scene, model: FindModel, d: Dressing, rng: np.random.Generator,
 def _skin(colors: np.ndarray, r: Regions, d: Dressing, rng: np.random.Generator) -> np.ndarray:
     tone = d.tone
     light = 1 - d.skin
-    c = colors * (1 + 0.05 * _noise(r.verts, rng, 0.02)[:, None] + 0.015 * _noise(r.verts, rng, 0.004)[:, None])
+    c = colors * (1 + 0.05 * _noise(r.verts, rng, 0.02)[:, None] + 0.015 * _noise(r.verts, rng, 0.006)[:, None])
     # paler, yellower soles and calluses (strongest on dark skin)
     sole = np.clip(tone * 0.55 + np.array([0.42, 0.34, 0.3]), 0, 1)
     c = _mix(c, sole, r.sole * rng.uniform(0.1, 0.2 + 0.4 * d.skin))
@@ -434,11 +434,17 @@ def _shadows(scene: Scene, d: Dressing, rng) -> None:
     strength = float(np.clip(np.linalg.norm(lights.key_col) / (np.linalg.norm(lights.key_col) + 1.7 * np.linalg.norm(lights.ambient)
                                                                   + np.linalg.norm(lights.fill_col)), 0, 0.85))
     if key[2] > 0.15:
-        for m in meshes:  # fill each triangle (vertex splats leave holes on the coarse meshes)
+        for i, m in enumerate(meshes):
             h = m.verts[:, 2] - d.floor_z
             flat = ((m.verts[:, :2] - key[:2] * (h / key[2])[:, None]) - lo) / side * n
-            tri = np.round(flat[m.faces] * 4).astype(np.int32)
-            cv2.fillPoly(grid, list(tri), 1.0, lineType=cv2.LINE_8, shift=2)
+            if i == 0:  # the foot's vertices lie closer than a cell: splat them, close the gaps
+                cells = np.round(flat).astype(int)
+                cells = cells[((cells >= 0) & (cells < n)).all(1)]
+                grid[cells[:, 1], cells[:, 0]] = 1.0
+                grid = cv2.morphologyEx(grid, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+            else:  # the other meshes are coarse: fill their triangles
+                tri = np.round(flat[m.faces] * 4).astype(np.int32)
+                cv2.fillPoly(grid, list(tri), 1.0, lineType=cv2.LINE_8, shift=2)
         blur = {"sun": 0.6, "flash": 1.0}.get(kind, rng.uniform(2.5, 7.0))
         grid = cv2.GaussianBlur(grid, (0, 0), blur) * strength * rng.uniform(0.6, 1.0)
     if d.standing:
