@@ -289,7 +289,8 @@ def floor_texture(rng: np.random.Generator, size: int = 256) -> tuple[np.ndarray
         shift = (row * 0.37 + rng.uniform()) % 1
         board = np.floor((xx + shift) * 2)
         tint = 1 + 0.12 * np.sin(row * 12.9 + board * 7.3)
-        grain = 1 + 0.08 * np.sin((yy * planks * 40 + 3 * _noise2(size, rng, 16)) * rng.uniform(1, 3))
+        streaks = _noise2(size, rng, 2)[:, :1] * 0.5 + _noise2(size, rng, 24)  # long streaks along the boards
+        grain = 1 + 0.05 * np.sin((yy * planks * 60 + 2 * streaks) * rng.uniform(1, 3)) + 0.04 * streaks
         img = base * (tint * grain)[..., None]
         img[(yy * planks % 1) < 0.02] *= 0.55
         img[((xx + shift) * 2 % 1) < 0.006] *= 0.6
@@ -472,10 +473,10 @@ def _phone(scene: Scene, rng, amount: float, seed: int) -> None:
         scene.camera.distortion = (float(k1), float(rng.uniform(-0.02, 0.03)))
         scene.extra["realism"].append("lens")
     if rng.random() < 0.9 * amount:
-        look = dict(exposure=rng.uniform(0.38, 0.55), hdr=rng.uniform(0.0, 0.7), contrast=rng.uniform(0.9, 1.4),
+        look = dict(exposure=rng.uniform(0.38, 0.55), hdr=rng.uniform(0.0, 0.7), contrast=rng.uniform(0.9, 1.25),
                     saturation=rng.uniform(0.85, 1.2), white=rng.uniform(0.9, 1.1, 3) * [1, 1, 1],
                     sharpen=rng.uniform(0.0, 1.2), sharpen_sigma=rng.uniform(0.6, 1.5), noise=rng.uniform(0.003, 0.02),
-                    chroma=rng.uniform(0.0, 0.02), vignette=rng.uniform(0.0, 0.35), seed=seed)
+                    chroma=rng.uniform(0.0, 0.02), vignette=rng.uniform(0.0, 0.35), jpeg=int(rng.integers(75, 97)), seed=seed)
         if scene.extra.get("light") == "dim":  # white balance leaves some of the warmth; high gain, more noise
             look.update(white=np.array([rng.uniform(0.75, 0.95), 1.0, rng.uniform(1.05, 1.4)]),
                         noise=rng.uniform(0.008, 0.025), chroma=rng.uniform(0.01, 0.03))
@@ -484,9 +485,10 @@ def _phone(scene: Scene, rng, amount: float, seed: int) -> None:
 
 
 def develop(image: np.ndarray, exposure: float, hdr: float, contrast: float, saturation: float, white: np.ndarray,
-            sharpen: float, sharpen_sigma: float, noise: float, chroma: float, vignette: float, seed: int) -> np.ndarray:
+            sharpen: float, sharpen_sigma: float, noise: float, chroma: float, vignette: float, jpeg: int, seed: int
+            ) -> np.ndarray:
     """A phone's processing: auto exposure, white balance, local (HDR) tone, an S-curve, saturation,
-    vignetting, sensor noise partly smoothed away, and sharpening with its halos."""
+    vignetting, sensor noise partly smoothed away, sharpening with its halos, and the JPEG it saves."""
     h, w = image.shape[:2]
     rng = np.random.default_rng([seed, 41, h, w])
     x = (image.astype(np.float32) / 255) ** 2.2 * np.asarray(white, np.float32)
@@ -511,7 +513,9 @@ def develop(image: np.ndarray, exposure: float, hdr: float, contrast: float, sat
     y = grey + (y - grey) * saturation
     if sharpen:
         y = y + sharpen * (y - cv2.GaussianBlur(y, (0, 0), sharpen_sigma))
-    return (np.clip(y, 0, 1) * 255 + 0.5).astype(np.uint8)
+    out = (np.clip(y, 0, 1) * 255 + 0.5).astype(np.uint8)
+    encoded = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, jpeg])[1]
+    return cv2.imdecode(encoded, cv2.IMREAD_COLOR)[..., ::-1].copy()
 
 
 # --- helpers ---------------------------------------------------------------------------------------
