@@ -52,6 +52,7 @@ def make_sample(seed: int) -> dict:
     negative = rng.random() < 0.05
     if negative:  # no foot at all: walls, floors, clutter
         scene.meshes = scene.meshes[-1:] if rng.random() < 0.3 else []
+        scene.quads = [quad for quad in scene.quads if not quad.multiply]  # nor the foot's shadow (realism)
     size = photo_size(rng, STAGE1_RENDER)
     img = degrade(renderer.render(scene, size), rng)
     canvas = np.full((STAGE1_RENDER, STAGE1_RENDER, 3), LETTERBOX, np.uint8)
