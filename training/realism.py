@@ -476,7 +476,7 @@ def _phone(scene: Scene, rng, amount: float, seed: int) -> None:
         look = dict(exposure=rng.uniform(0.38, 0.55), hdr=rng.uniform(0.0, 0.7), contrast=rng.uniform(0.9, 1.25),
                     saturation=rng.uniform(0.85, 1.2), white=rng.uniform(0.9, 1.1, 3) * [1, 1, 1],
                     sharpen=rng.uniform(0.0, 1.2), sharpen_sigma=rng.uniform(0.6, 1.5), noise=rng.uniform(0.003, 0.02),
-                    chroma=rng.uniform(0.0, 0.02), vignette=rng.uniform(0.0, 0.35), jpeg=int(rng.integers(75, 97)), seed=seed)
+                    chroma=rng.uniform(0.0, 0.02), vignette=rng.uniform(0.0, 0.35), uneven=rng.uniform(0.0, 0.25), jpeg=int(rng.integers(75, 97)), seed=seed)
         if scene.extra.get("light") == "dim":  # white balance leaves some of the warmth; high gain, more noise
             look.update(white=np.array([rng.uniform(0.75, 0.95), 1.0, rng.uniform(1.05, 1.4)]),
                         noise=rng.uniform(0.008, 0.025), chroma=rng.uniform(0.01, 0.03))
@@ -485,10 +485,11 @@ def _phone(scene: Scene, rng, amount: float, seed: int) -> None:
 
 
 def develop(image: np.ndarray, exposure: float, hdr: float, contrast: float, saturation: float, white: np.ndarray,
-            sharpen: float, sharpen_sigma: float, noise: float, chroma: float, vignette: float, jpeg: int, seed: int
+            sharpen: float, sharpen_sigma: float, noise: float, chroma: float, vignette: float, uneven: float, jpeg: int,
+            seed: int
             ) -> np.ndarray:
     """A phone's processing: auto exposure, white balance, local (HDR) tone, an S-curve, saturation,
-    vignetting, sensor noise partly smoothed away, sharpening with its halos, and the JPEG it saves."""
+    vignetting and uneven light, sensor noise, sharpening with its halos, and the JPEG it saves."""
     h, w = image.shape[:2]
     rng = np.random.default_rng([seed, 41, h, w])
     x = (image.astype(np.float32) / 255) ** 2.2 * np.asarray(white, np.float32)
@@ -499,6 +500,8 @@ def develop(image: np.ndarray, exposure: float, hdr: float, contrast: float, sat
     yy, xx = np.mgrid[0:h, 0:w]
     r2 = ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / ((w / 2) ** 2 + (h / 2) ** 2)
     x = x * (1 - vignette * r2)[..., None].astype(np.float32)
+    pool = cv2.resize(rng.normal(0, uneven, (3, 3)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    x = x * np.exp(pool)[..., None]  # light falls unevenly across a room
     sigma = max(h, w) / 12
     base = cv2.GaussianBlur(np.log(lum * gain + 1e-3), (0, 0), sigma)
     x = x * np.exp(-hdr * 0.5 * (base - np.log(0.18)))[..., None]  # lift shadows, hold highlights
