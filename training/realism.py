@@ -50,6 +50,7 @@ class Dressing:
     floor_z: float
     standing: bool
     points: dict[str, np.ndarray]  # the truth's landmarks, scene frame
+    medial: np.ndarray  # the foot's inner side, a unit vector along y
 
 
 class Regions:
@@ -160,6 +161,11 @@ def dress(scene: Scene, model: FindModel, d: Dressing, rng: np.random.Generator,
         if hem is not None:
             scene.meshes.append(hem)
             added.append("hem")
+    if d.standing and rng.random() < 0.25 * amount:
+        other = _other_foot(scene, d, rng)
+        scene.meshes += other
+        if other:
+            added.append("other foot")
     _floor(scene, d, rng, amount)
     _light(scene, d, rng, amount)
     if d.floor is not None and rng.random() < 0.9:
@@ -273,6 +279,30 @@ def _trouser_hem(d: Dressing, eye: np.ndarray, rng) -> Mesh | None:
     if np.any((axial > -0.01) & (axial < length) & (off_axis < 1.5 * radius)):
         return None
     return leg(bottom, direction, radius, length, np.clip(along, 0, 1))
+
+
+def _other_foot(scene: Scene, d: Dressing, rng) -> list[Mesh]:
+    """The other foot and leg, stepped forward or back beside this one (its mirror image about the body's
+    midline); none where they could come between the camera and a landmark."""
+    midline = scene.meshes[0].verts[:, 1].mean() + d.medial[1] * rng.uniform(0.08, 0.14)
+    shift = rng.choice([-1.0, 1.0]) * rng.uniform(0.12, 0.35)
+    others = []
+    for index in [0] + ([d.leg] if d.leg is not None else []):
+        mesh = scene.meshes[index]
+        verts = np.c_[mesh.verts[:, 0] + shift, 2 * midline - mesh.verts[:, 1], mesh.verts[:, 2]].astype(np.float32)
+        colors = np.clip(mesh.colors * rng.uniform(0.95, 1.05), 0, 1).astype(np.float32)
+        others.append(Mesh(verts, mesh.faces[:, ::-1].copy(), colors, None))
+    clip = np.c_[np.concatenate([m.verts[::5] for m in others]), np.ones(sum(len(m.verts[::5]) for m in others))]
+    clip = clip @ scene.camera.mvp().T
+    marks = np.c_[np.stack(list(d.points.values())), np.ones(len(d.points))] @ scene.camera.mvp().T
+    if (clip[:, 3] <= scene.camera.near).any():
+        return []
+    hull = cv2.convexHull((clip[:, :2] / clip[:, 3:]).astype(np.float32))
+    for mark in marks:
+        inside = cv2.pointPolygonTest(hull, tuple(float(v) for v in mark[:2] / mark[3]), True) > -0.05
+        if inside and mark[3] > clip[:, 3].min():
+            return []
+    return others
 
 
 # --- floor, light, shadows -------------------------------------------------------------------------

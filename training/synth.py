@@ -259,7 +259,8 @@ class SceneSampler:
             mirror = np.array([1, -1 if side == "left" else 1, 1])
             dress(scene, m, Dressing(tone=tone, skin=float(skin), leg=leg_index, ankle=ankle * mirror,
                                      leg_dir=leg_dir * mirror, ankle_r=float(ankle_r), floor=1 if len(quads) > 1 else None,
-                                     floor_z=float(floor_z), standing=setting != "held", points=points),
+                                     floor_z=float(floor_z), standing=setting != "held", points=points,
+                                     medial=medial_dir),
                   np.random.default_rng([seed, 31]), realism, seed)
         return scene, truth
 
