@@ -465,10 +465,10 @@ def _shadows(scene: Scene, d: Dressing, rng) -> None:
     strength = float(np.clip(np.linalg.norm(lights.key_col) / (np.linalg.norm(lights.key_col) + 1.7 * np.linalg.norm(lights.ambient)
                                                                   + np.linalg.norm(lights.fill_col)), 0, 0.85))
     if key[2] > 0.15:
-        for i, m in enumerate(meshes):
+        for m in meshes:
             h = m.verts[:, 2] - d.floor_z
             flat = ((m.verts[:, :2] - key[:2] * (h / key[2])[:, None]) - lo) / side * n
-            if i == 0:  # the foot's vertices lie closer than a cell: splat them, close the gaps
+            if len(m.verts) > 5000:  # a foot's vertices lie closer than a cell: splat them, close the gaps
                 cells = np.round(flat).astype(int)
                 cells = cells[((cells >= 0) & (cells < n)).all(1)]
                 grid[cells[:, 1], cells[:, 0]] = 1.0
