@@ -234,7 +234,7 @@ def _sandal_strap(colors, displace, r: Regions, rng):
     """A strap across the midfoot (well behind the big-toe joint) or round the ankle, standing off the skin."""
     colour = STRAPS[rng.integers(len(STRAPS))] * rng.uniform(0.8, 1.1)
     if rng.random() < 0.6:
-        centre, width = rng.uniform(0.5, 0.58), rng.uniform(0.03, 0.06)
+        centre, width = rng.uniform(0.53, 0.6), rng.uniform(0.025, 0.05)  # clear of first_metatarsal (47%) and first_mtp (72%)
         band = _soft(width / 2 - np.abs(r.x - centre), 0.006) * (1 - r.sole)
     else:
         lo = rng.uniform(0.5, 0.7) * r.span[2]
