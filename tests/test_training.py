@@ -49,7 +49,7 @@ def test_the_recipes_train_export_and_load_through_the_runtime(tmp_path):
             assert (low is None or value.min() >= low) and (high is None or value.max() <= high), output.name
 
 
-def test_realism_renders_are_seeded_photo_like_and_keep_the_truth_on_the_image():
+def test_realism_renders_are_seeded_photo_like_and_keep_the_truth_on_the_image(tmp_path):
     import dataset
     from render import Camera, Lights, Renderer, Scene
     from synth import SceneSampler, ellipsoid, project
@@ -60,6 +60,9 @@ def test_realism_renders_are_seeded_photo_like_and_keep_the_truth_on_the_image()
     again = [dataset.make_sample(seed) for seed in seeds]
     for a, b in zip(first, again):  # the same seed gives the same bytes
         assert all(np.array_equal(a[k], b[k]) for k in a)
+    render_set(seeds[:2], tmp_path / "realism.npz", workers=1, realism=1.0)  # the set option, in a worker process
+    rendered = np.load(tmp_path / "realism.npz")
+    assert all(np.array_equal(rendered["stage1"][i], first[i]["stage1"]) for i in range(2))
     dataset._init(dict(wide_view_share=0.12, top_down_share=0.0, lateral_share=0.15), 128, 45.0)
     plain = [dataset.make_sample(seed) for seed in seeds]
     assert all(not np.array_equal(a["stage1"], p["stage1"]) for a, p in zip(first, plain))
