@@ -402,18 +402,56 @@ def _floor(scene: Scene, d: Dressing, rng, amount: float) -> None:
         floor.uv_scale *= grow
         scene.background = tuple(rng.uniform(0.2, 0.8) * rng.uniform(0.85, 1.0, 3))
         scene.extra["realism"].append("horizon")
+    foot_centre = scene.meshes[0].verts.mean(0)[:2]
     if d.standing and rng.random() < 0.2 * amount:  # a sheet of paper under the foot
-        foot = scene.meshes[0].verts
-        centre = foot.mean(0)
-        angle = rng.uniform(0, np.pi)
-        axes = np.array([[np.cos(angle), np.sin(angle), 0], [-np.sin(angle), np.cos(angle), 0]])
-        half = np.array([rng.uniform(0.16, 0.2), rng.uniform(0.11, 0.16)])
-        c = centre[:2] + rng.normal(0, 0.03, 2)
-        corners = [np.r_[c, d.floor_z + 0.0008] + sx * half[0] * axes[0] + sy * half[1] * axes[1]
-                   for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
         paper = np.full((16, 16, 3), 255 * rng.uniform(0.88, 0.98), np.uint8)
-        scene.quads.insert(d.floor + 1, TexturedQuad(np.array(corners), paper, 1.0, floor.brightness * rng.uniform(0.9, 1.1)))
+        half = (rng.uniform(0.16, 0.2), rng.uniform(0.11, 0.16))
+        scene.quads.insert(d.floor + 1, _lying(foot_centre + rng.normal(0, 0.03, 2), half, rng.uniform(0, np.pi),
+                                               d.floor_z + 0.0008, paper, floor.brightness * rng.uniform(0.9, 1.1)))
         scene.extra["realism"].append("paper")
+    if d.standing and rng.random() < 0.3 * amount:  # things on the floor beside the foot: a card, a phone, a note
+        for _ in range(rng.integers(1, 3)):
+            texture, half = _floor_object(rng)
+            away = rng.uniform(0.12, 0.35) * _unit(np.r_[rng.normal(0, 1, 2), 0])[:2]
+            scene.quads.insert(d.floor + 1, _lying(foot_centre + away, half, rng.uniform(0, np.pi), d.floor_z + 0.0012,
+                                                   texture, floor.brightness))
+        scene.extra["realism"].append("objects")
+
+
+def _lying(centre: np.ndarray, half: tuple[float, float], angle: float, z: float, texture: np.ndarray,
+           brightness: float) -> TexturedQuad:
+    """A flat rectangle on the floor."""
+    axes = np.array([[np.cos(angle), np.sin(angle), 0], [-np.sin(angle), np.cos(angle), 0]])
+    corners = [np.r_[centre, z] + sx * half[0] * axes[0] + sy * half[1] * axes[1] for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
+    return TexturedQuad(np.array(corners), texture, 1.0, brightness)
+
+
+def _floor_object(rng: np.random.Generator) -> tuple[np.ndarray, tuple[float, float]]:
+    """A bank card, a phone, a note or a book: its picture and half its size in metres."""
+    kind = rng.choice(["card", "phone", "note", "book"])
+    yy, xx = np.mgrid[0:40, 0:64] / np.array([40.0, 64.0])[:, None, None]
+    if kind == "card":
+        a, b = rng.uniform(0, 1, (2, 3))
+        img = a * (1 - xx[..., None]) + b * xx[..., None]
+        img[12:20, 8:16] = [0.8, 0.7, 0.4]  # the chip
+        img[30:33, 8:40] = np.clip(a * 0.3 + 0.7, 0, 1)
+        return _u8(img), (0.043, 0.027)
+    if kind == "phone":
+        img = np.ones((40, 64, 3)) * rng.uniform(0.02, 0.15) + 0.15 * (xx + yy)[..., None] * rng.uniform(0, 1)
+        img[2:38, 2:62] *= 0.7
+        return _u8(img), (0.075, 0.036)
+    if kind == "note":
+        img = np.ones((40, 64, 3)) * rng.uniform(0.85, 0.97)
+        for row in range(6, 36, 5):
+            img[row, 6:int(rng.integers(20, 58))] *= 0.5
+        return _u8(img), (0.07, 0.05)
+    img = np.ones((40, 64, 3)) * rng.uniform(0.1, 0.8, 3)
+    img[:, :4] *= 0.6
+    return _u8(img), (0.11, 0.075)
+
+
+def _u8(img: np.ndarray) -> np.ndarray:
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
 
 
 def _light(scene: Scene, d: Dressing, rng, amount: float) -> None:
