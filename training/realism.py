@@ -461,7 +461,7 @@ def _light(scene: Scene, d: Dressing, rng, amount: float) -> None:
     kind = rng.choice(["flash", "dim", "sun", "keep"], p=[0.12 * amount, 0.15 * amount, 0.12 * amount, 1 - 0.39 * amount])
     lights = scene.lights
     if kind == "flash":
-        scene.lights = Lights(key_dir=_unit(towards_camera + rng.normal(0, 0.05, 3)), key_col=np.ones(3) * rng.uniform(0.8, 1.1),
+        scene.lights = Lights(key_dir=_unit(towards_camera + rng.normal(0, 0.05, 3)), key_col=np.ones(3) * rng.uniform(0.45, 0.7),
                               fill_dir=lights.fill_dir, fill_col=np.ones(3) * rng.uniform(0.0, 0.08),
                               ambient=np.array([1.0, 0.85, 0.7]) * rng.uniform(0.03, 0.12), shininess=rng.uniform(15, 50),
                               spec_strength=rng.uniform(0.1, 0.3), falloff=1.0,
@@ -563,7 +563,8 @@ def develop(image: np.ndarray, exposure: float, hdr: float, contrast: float, sat
     x = (image.astype(np.float32) / 255) ** 2.2 * np.asarray(white, np.float32)
     lum = x @ np.array([0.2126, 0.7152, 0.0722], np.float32)
     centre = lum[h // 4:3 * h // 4, w // 4:3 * w // 4]  # metered on the brighter part of the middle (the subject)
-    gain = np.clip((exposure + 0.12) ** 2.2 / max(float(np.percentile(centre, 75)), 1e-4), 0.4, 4.0)
+    low, high = np.percentile(centre, [75, 99])
+    gain = np.clip(min((exposure + 0.12) ** 2.2 / max(low, 1e-4), 1.2 / max(high, 1e-4)), 0.4, 4.0)  # highlights kept
     x = x * gain
     yy, xx = np.mgrid[0:h, 0:w]
     r2 = ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / ((w / 2) ** 2 + (h / 2) ** 2)
