@@ -1,14 +1,15 @@
 """What real phone photos of feet have and plain renders lack, added to a sampled scene.
 
 ``SceneSampler.sample(seed, realism=r)`` calls ``dress``: skin detail (nails and polish, creases,
-toe gaps, pale soles, calluses, redness, veins, hair, bruises, plasters), socks, trouser hems and
-sandal straps away from the big-toe joint, floors and rugs and paper and beds and couches, shadows
-cast on the floor and a contact shadow under a foot that stands, light from a phone's flash to a
-dim warm room or the sun, and the phone's camera (barrel distortion, which moves the truth's
-points with the image, then HDR tone, white balance, sharpening halos, sensor noise). ``r`` (0..1)
-scales how often each appears. Every draw comes from its own generator, so the scene's foot, pose,
-camera and truth are those of realism 0, and realism 0 adds nothing.
-All content is procedural.
+toe gaps, pale soles, calluses, redness, veins, hair, bruises, plasters, the shade of its hollows),
+socks, trouser hems and sandal straps away from the big-toe joint, the other foot stepped aside,
+floors and rugs and paper and beds and couches with things lying on them, shadows cast on the floor
+and a contact shadow under a foot that stands, light from a phone's flash to a dim warm room or the
+sun, and the phone's camera (barrel distortion, which moves the truth's points with the image, then
+auto exposure, HDR tone, white balance, uneven light, sharpening halos, sensor noise, its JPEG).
+``r`` (0..1) scales how often each appears. Every draw comes from its own generator, so the scene's
+foot, pose, camera and truth are those of realism 0, and realism 0 adds nothing. Nothing added may
+hide a landmark (the truth says every point is seen). All content is procedural.
 """
 
 from __future__ import annotations
