@@ -115,7 +115,7 @@ class Regions:
         self.dorsum = _soft(up - 0.25, 0.2) * _soft(heel_x - 0.25, 0.05) * _soft(0.7 - heel_x, 0.05)
         self.cavity = _cavity(v, n, foot.faces)
         self.height = v[:, 2] - v[:, 2].min()
-        self.x = heel_x
+        self.along = heel_x  # share of foot length from the heel
         self.span = v.max(0) - v.min(0)
 
 
@@ -204,7 +204,7 @@ def _skin(colors: np.ndarray, r: Regions, d: Dressing, rng: np.random.Generator)
     # hair on the toe and the top of the foot
     if rng.random() < 0.3:
         density = rng.uniform(0.02, 0.12)
-        hairs = (rng.random(len(c)) < density) * np.clip(r.dorsum * 0.5 + r.toes * (r.x < 0.95), 0, 1)
+        hairs = (rng.random(len(c)) < density) * np.clip(r.dorsum * 0.5 + r.toes * (r.along < 0.95), 0, 1)
         c = _mix(c, HAIR[rng.integers(len(HAIR))], hairs * rng.uniform(0.1, 0.3))
     # a bruise, a scratch or a plaster somewhere
     if rng.random() < 0.15:
@@ -236,10 +236,10 @@ def _sandal_strap(colors, displace, r: Regions, rng):
     colour = STRAPS[rng.integers(len(STRAPS))] * rng.uniform(0.8, 1.1)
     if rng.random() < 0.6:
         centre, width = rng.uniform(0.53, 0.6), rng.uniform(0.025, 0.05)  # clear of first_metatarsal (47%) and first_mtp (72%)
-        band = _soft(width / 2 - np.abs(r.x - centre), 0.006) * (1 - r.sole)
+        band = _soft(width / 2 - np.abs(r.along - centre), 0.006) * (1 - r.sole)
     else:
         lo = rng.uniform(0.5, 0.7) * r.span[2]
-        band = _soft(0.012 - np.abs(r.height - lo), 0.003) * (r.x < 0.45)
+        band = _soft(0.012 - np.abs(r.height - lo), 0.003) * (r.along < 0.45)
     return _mix(colors, colour, band), displace + band * rng.uniform(0.0015, 0.003)
 
 
@@ -248,12 +248,12 @@ def _sock(colors, displace, r: Regions, d: Dressing, scene: Scene, rng):
     colour = SOCKS[rng.integers(len(SOCKS))] * rng.uniform(0.8, 1.1)
     top = r.height.max()
     cuff = top - rng.uniform(0.02, 0.06)
-    band = _soft(r.height - cuff, 0.003) * (r.x < 0.5)
+    band = _soft(r.height - cuff, 0.003) * (r.along < 0.5)
     weave = 1 + 0.08 * np.sin(r.height * rng.uniform(900, 1500))
     colors = _mix(colors, np.clip(colour * weave[:, None], 0, 1), band)
     if d.leg is not None:  # the leg's lowest rings in the same sock
         leg = scene.meshes[d.leg]
-        rings = leg.colors.reshape(-1, 24, 3).copy()
+        rings = leg.colors.reshape(-1, 24, 3).copy()  # synth.leg: rings of 24 vertices
         rings[:rng.integers(1, 4)] = colour
         scene.meshes[d.leg] = Mesh(leg.verts, leg.faces, rings.reshape(-1, 3).astype(np.float32), leg.normals)
     return colors, displace + band * rng.uniform(0.001, 0.004)
