@@ -481,7 +481,7 @@ def _light(scene: Scene, d: Dressing, rng, amount: float) -> None:
         sun = _unit(np.array([np.cos(az), np.sin(az), rng.uniform(0.6, 2.0)]))
         scene.lights = Lights(key_dir=sun, key_col=np.array([1.0, 0.97, 0.9]) * rng.uniform(0.9, 1.2), fill_dir=np.array([0, 0, 1.0]),
                               fill_col=np.array([0.55, 0.65, 0.85]) * rng.uniform(0.1, 0.25),
-                              ambient=np.array([0.6, 0.7, 0.9]) * rng.uniform(0.08, 0.2), shininess=rng.uniform(10, 30),
+                              ambient=np.array([0.6, 0.7, 0.9]) * rng.uniform(0.15, 0.3), shininess=rng.uniform(10, 30),
                               spec_strength=rng.uniform(0.05, 0.2))
     scene.extra["light"] = str(kind)
     if kind != "keep":
