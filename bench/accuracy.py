@@ -1,6 +1,6 @@
 """Accuracy of the markerless path on held-out renders (seeds the training never saw).
 
-    .venv/bin/python bench/accuracy.py [--n 400] [--calibrate] [--save rows.json]
+    .venv/bin/python bench/accuracy.py [--n 400] [--calibrate] [--save rows.json] [--realism 1]
 
 Each photo is rendered at phone resolution, JPEG-encoded, and measured through the product's
 own path (decode -> keypoint detector -> angle -> verdict). The phone app's second path is
@@ -10,6 +10,8 @@ ground-truth angle of the contract (../shared/find/README.md); the landmark erro
 model alone is also shown against the projected 2D truth.
 ``--calibrate`` renders the calibration seeds instead and prints the sigma scale that makes
 the uncertainty cover about 90% of errors (training/run_recipe.py writes it into the card).
+``--realism`` renders the same feet and cameras with skin detail, clothes, floors, shadows, light and
+the phone's optics added (training/realism.py): how far the figures fall off plain renders.
 """
 
 from __future__ import annotations
@@ -44,12 +46,12 @@ NEAR_THRESHOLD_DEG = 10.0
 """True angles this close to the verdict threshold are where the borderline answers fall."""
 
 
-def run(n: int, start: int) -> list[dict]:
+def run(n: int, start: int, realism: float = 0.0) -> list[dict]:
     sampler, renderer = SceneSampler(), Renderer()
     measurer = Measurer(Settings(detector="keypoint"))
     rows = []
     for seed in range(start, start + n):
-        rgb, truth = render_photo(seed, sampler, renderer)
+        rgb, truth = render_photo(seed, sampler, renderer, **({"realism": realism} if realism else {}))
         started = time.perf_counter()
         result = measurer.measure_photo(jpeg(rgb), MeasureOptions()).result
         elapsed = time.perf_counter() - started
@@ -166,9 +168,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=400)
     parser.add_argument("--calibrate", action="store_true")
     parser.add_argument("--save", type=Path, help="write every row (truth and answer) to this JSON file")
+    parser.add_argument("--realism", type=float, default=0.0,
+                        help="the same feet and cameras with real photos' details added (training/realism.py), 0..1")
     args = parser.parse_args()
     start = CALIBRATION_START if args.calibrate else BENCH_START
-    rows = run(args.n, start)
+    rows = run(args.n, start, args.realism)
     if args.save:
         args.save.write_text(json.dumps(rows, default=float))
     if args.calibrate:

@@ -47,3 +47,54 @@ def test_the_recipes_train_export_and_load_through_the_runtime(tmp_path):
             low, high = output.bounds
             assert value.shape[0] == 3 and np.isfinite(value).all(), output.name
             assert (low is None or value.min() >= low) and (high is None or value.max() <= high), output.name
+
+
+def test_realism_renders_are_seeded_photo_like_and_keep_the_truth_on_the_image(tmp_path):
+    import dataset
+    from render import Camera, Lights, Renderer, Scene
+    from synth import SceneSampler, ellipsoid, project
+
+    dataset._init(dict(wide_view_share=0.12, top_down_share=0.0, lateral_share=0.15, realism=1.0), 128, 45.0)
+    seeds = range(20, 26)
+    first = [dataset.make_sample(seed) for seed in seeds]
+    again = [dataset.make_sample(seed) for seed in seeds]
+    for a, b in zip(first, again):  # the same seed gives the same bytes
+        assert all(np.array_equal(a[k], b[k]) for k in a)
+    render_set(seeds[:2], tmp_path / "realism.npz", workers=1, realism=1.0)  # the set option, in a worker process
+    rendered = np.load(tmp_path / "realism.npz")
+    assert all(np.array_equal(rendered["stage1"][i], first[i]["stage1"]) for i in range(2))
+    dataset._init(dict(wide_view_share=0.12, top_down_share=0.0, lateral_share=0.15), 128, 45.0)
+    plain = [dataset.make_sample(seed) for seed in seeds]
+    assert all(not np.array_equal(a["stage1"], p["stage1"]) for a, p in zip(first, plain))
+    for a, p in zip(first, plain):  # the same foot and camera: points move only by the lens
+        assert a["angle"] == p["angle"] and a["presence"] == p["presence"]
+        assert np.abs(a["xy1"] - p["xy1"]).max() < 0.12 * dataset.STAGE1_RENDER
+
+    # a strongly distorting lens: small balls at the truth's 3D points appear where project() puts them,
+    # in the whole photo and in a crop rendered through a similarity
+    sampler, renderer = SceneSampler(), Renderer()
+    scene, truth = sampler.sample(7, realism=1.0)
+    camera = scene.camera
+    camera.distortion = (0.35, 0.05)
+    lights = Lights(np.array([0, 0, 1.0]), np.zeros(3), np.array([0, 0, 1.0]), np.zeros(3), np.ones(3))
+    size = (240, 180)
+    pinhole = Camera(camera.eye, camera.target, camera.up, camera.fov_y_deg, camera.near, camera.far)
+    checked = moved = 0
+    for name, point in truth.landmarks3d.items():
+        ball = ellipsoid(point, [0.004] * 3, np.eye(3), np.array([1.0, 1.0, 1.0]))
+        shot = Scene([ball], [], lights, camera, (0.0, 0.0, 0.0))
+        where = project(shot, truth, size)[name]
+        if not (10 < where[0] < size[0] - 10 and 10 < where[1] < size[1] - 10):
+            continue
+        image = renderer.render(shot, size)[..., 0].astype(float)
+        ys, xs = np.nonzero(image > 128)
+        assert np.hypot(xs.mean() - where[0], ys.mean() - where[1]) < 0.6, name
+        moved += np.hypot(*(project(Scene([], [], lights, pinhole), truth, size)[name] - where)) > 2
+        checked += 1
+        for mirror in (1, -1):  # stage 2's crops mirror one side's feet
+            similarity = np.array([[1.6 * mirror, 0.4], [-0.4 * mirror, 1.6]])
+            similarity = np.c_[similarity, 64 - similarity @ where]
+            crop = renderer.render(shot, (128, 128), similarity_px=similarity, src_size=size)[..., 0].astype(float)
+            ys, xs = np.nonzero(crop > 128)
+            assert np.hypot(xs.mean() - 64, ys.mean() - 64) < 0.8, name
+    assert checked >= 3 and moved >= 2, (checked, moved)

@@ -52,6 +52,7 @@ def make_sample(seed: int) -> dict:
     negative = rng.random() < 0.05
     if negative:  # no foot at all: walls, floors, clutter
         scene.meshes = scene.meshes[-1:] if rng.random() < 0.3 else []
+        scene.quads = [quad for quad in scene.quads if not quad.multiply]  # nor the foot's shadow (realism)
     size = photo_size(rng, STAGE1_RENDER)
     img = degrade(renderer.render(scene, size), rng)
     canvas = np.full((STAGE1_RENDER, STAGE1_RENDER, 3), LETTERBOX, np.uint8)
@@ -100,15 +101,19 @@ def render_all(seeds: range, workers: int, init_args: tuple, chunk: int = 64) ->
 
 
 def render_set(seeds: range, out: Path, workers: int = 2, wide_share: float = 0.12, top_down_share: float = 0.0,
-               lateral_share: float = 0.15, crop: int = STAGES[2].input_size, crop_max_off_axis: float = 45.0) -> None:
+               lateral_share: float = 0.15, crop: int = STAGES[2].input_size, crop_max_off_axis: float = 45.0,
+               realism: float = 0.0) -> None:
     """Render one set to ``out`` (.npz). ``wide_share``: share of views 30-90 deg off side-on, ``top_down_share``:
     of those, the share seen from above; ``lateral_share``: views of the foot's outer side; ``crop``: side of
     the stage-2 crops in pixels (shrunk to the contract's size when loaded); ``crop_max_off_axis``: cut stage-2
-    crops of views up to this far from side-on (90: every view, for the off-axis head)."""
+    crops of views up to this far from side-on (90: every view, for the off-axis head); ``realism`` (0..1): how
+    often the details of real photos appear (training/realism.py: skin, clothes, floors, shadows, light, the phone)."""
     if seeds.stop > BENCH_START:
         raise ValueError("seeds from 1_000_000 on are the benchmark's")
     started = time.time()
     options = dict(wide_view_share=wide_share, top_down_share=top_down_share, lateral_share=lateral_share)
+    if realism:
+        options["realism"] = realism
     samples = render_all(seeds, workers, (options, crop, crop_max_off_axis))
     arrays = {k: np.stack([s[k] for s in samples]) for k in samples[0]}
     out.parent.mkdir(parents=True, exist_ok=True)

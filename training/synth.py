@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from foot import LANDMARKS, FindModel, sagittal_angle
+from realism import Dressing, dress
 from render import Camera, Lights, Mesh, Scene, TexturedQuad, ndc_to_pixels
 
 from toeangle.detectors.crops import forefoot_crop
@@ -135,7 +136,8 @@ class SceneSampler:
         self.top_ring = None
 
     def sample(self, seed: int, off_axis_max: float = 30.0, wide_view_share: float = 0.12,
-               lateral_share: float = 0.15, top_down_share: float = 0.0) -> tuple[Scene, Truth]:
+               lateral_share: float = 0.15, top_down_share: float = 0.0, realism: float = 0.0) -> tuple[Scene, Truth]:
+        """``realism`` (0..1): how often the details of real photos are added (realism.py); the truth stays."""
         rng = np.random.default_rng(seed)
         m = self.model
         # --- the foot: shape, texture, a recorded pose, and the toe bend that sets the angle
@@ -175,7 +177,9 @@ class SceneSampler:
         floor_z = verts[:, 2].min() if setting != "held" else verts[:, 2].min() - rng.uniform(0.05, 0.6)
 
         meshes = [Mesh(verts, foot.faces, colors.astype(np.float32))]
+        leg_index = None
         if rng.random() < 0.85:
+            leg_index = len(meshes)
             rings = 12
             trousers = rng.random() < 0.35
             cut = rng.integers(3, rings) if trousers else rings
@@ -250,7 +254,15 @@ class SceneSampler:
         background = tuple(rng.uniform(0.1, 0.9, 3))
         truth = Truth(landmarks3d=points, angle_deg=angle, side=side, view=view, off_axis_deg=off_axis,
                       setting=str(setting), skin=float(skin), hand=bool(hand))
-        return Scene(meshes, quads, lights, camera, background), truth
+        scene = Scene(meshes, quads, lights, camera, background)
+        if realism > 0:
+            mirror = np.array([1, -1 if side == "left" else 1, 1])
+            dress(scene, m, Dressing(tone=tone, skin=float(skin), leg=leg_index, ankle=ankle * mirror,
+                                     leg_dir=leg_dir * mirror, ankle_r=float(ankle_r), floor=1 if len(quads) > 1 else None,
+                                     floor_z=float(floor_z), standing=setting != "held", points=points,
+                                     medial=medial_dir),
+                  np.random.default_rng([seed, 31]), realism, seed)
+        return scene, truth
 
     def _hand(self, rng, points, tone) -> list[Mesh]:
         """A thumb under the big toe and fingers beyond it, as when someone pushes the toe up."""
