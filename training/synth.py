@@ -15,6 +15,7 @@ from foot import LANDMARKS, FindModel, sagittal_angle
 from render import Camera, Lights, Mesh, Scene, TexturedQuad, ndc_to_pixels
 
 from toeangle.detectors.crops import forefoot_crop
+from toeangle.schema import TOE_STATES
 
 SKIN_TONES = np.array([  # sRGB 0..1, very light to very dark
     [0.97, 0.84, 0.76], [0.93, 0.75, 0.64], [0.84, 0.63, 0.50], [0.72, 0.51, 0.38],
@@ -34,6 +35,11 @@ def toe_angle_density(lo: float, hi: float) -> float:
     return sum(share * max(0.0, min(hi, b) - max(lo, a)) / (b - a) for share, (a, b) in TOE_ANGLE_MIX)
 
 
+TOE_RESTING_MAX_DEG, TOE_LIFTED_MIN_DEG = 25.0, 40.0
+"""Without a hand on it, a toe bent back at most this far is labelled resting, at least that far lifted;
+between the two (and under a raised heel, where the floor bends it) its state is left unlabelled."""
+
+
 @dataclass
 class Truth:
     landmarks3d: dict[str, np.ndarray]
@@ -44,6 +50,18 @@ class Truth:
     setting: str  # held | standing | heel_raise
     skin: float  # 0 very light .. 1 very dark
     hand: bool  # a hand holds the toe (partly hiding it)
+
+
+def posture_labels(truth: Truth) -> tuple[bool, bool, int]:
+    """Stage 1's posture targets: standing, heel raised, and the toe's state (an index into TOE_STATES,
+    -1 where the render does not say)."""
+    if truth.hand:
+        toe = TOE_STATES.index("held")
+    elif truth.setting == "heel_raise" or TOE_RESTING_MAX_DEG < truth.angle_deg < TOE_LIFTED_MIN_DEG:
+        toe = -1
+    else:
+        toe = TOE_STATES.index("resting" if truth.angle_deg <= TOE_RESTING_MAX_DEG else "lifted")
+    return truth.setting != "held", truth.setting == "heel_raise", toe
 
 
 def _rot(axis: np.ndarray, deg: float) -> np.ndarray:
