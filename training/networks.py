@@ -45,7 +45,8 @@ class KeypointNet(nn.Module):
         self.heatmap = nn.Conv2d(decoder_width, keypoints, 1)
         self.image_heads = image_heads
         if image_heads:
-            self.head = nn.Sequential(nn.Linear(w[-1] + keypoints, 64), nn.ReLU(inplace=True), nn.Linear(64, 2 + keypoints))
+            # presence, off-axis, outer side, in frame (per keypoint)
+            self.head = nn.Sequential(nn.Linear(w[-1] + keypoints, 64), nn.ReLU(inplace=True), nn.Linear(64, 3 + keypoints))
             # standing, heel raised (logits) and the toe's state (TOE_STATES logits)
             self.posture_head = nn.Sequential(nn.Linear(w[-1] + keypoints, 64), nn.ReLU(inplace=True),
                                               nn.Linear(64, 2 + len(TOE_STATES)))
@@ -76,7 +77,8 @@ class KeypointNet(nn.Module):
         if self.image_heads:
             out["head_inputs"] = torch.cat([feats[-1].mean((2, 3)), logits.flatten(2).amax(2)], 1)
             h = self.head(out["head_inputs"])
-            out.update(presence=h[:, 0], off_axis=torch.sigmoid(h[:, 1]) * STAGE1_OFF_AXIS_MAX_DEG, in_frame=h[:, 2:])
+            out.update(presence=h[:, 0], off_axis=torch.sigmoid(h[:, 1]) * STAGE1_OFF_AXIS_MAX_DEG, outer_side=h[:, 2],
+                       in_frame=h[:, 3:])
             posture = self.posture_head(out["head_inputs"])
             out.update(standing=posture[:, 0], heel_raised=posture[:, 1], toe_state=posture[:, 2:])
         if self.view_head is not None:
@@ -316,7 +318,7 @@ class Exported(nn.Module):
         out = self.model(image)
         if self.model.image_heads:
             return (out["coords"], out["spread"], torch.sigmoid(out["presence"]), torch.sigmoid(out["in_frame"]),
-                    out["off_axis"], torch.sigmoid(out["standing"]), torch.sigmoid(out["heel_raised"]),
+                    out["off_axis"], torch.sigmoid(out["outer_side"]), torch.sigmoid(out["standing"]), torch.sigmoid(out["heel_raised"]),
                     torch.softmax(out["toe_state"], -1))
         # sole-up as a logit: the runtime compares it across crops, and its sigmoid saturates at 1.0 in float32
         return (out["coords"], out["spread"], out["correction"], out["correction_sigma"], out["sole_up"],

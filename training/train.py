@@ -93,6 +93,8 @@ def loss_fn(out, batch, stage: int, stride: int, head_weight: float = 1.0):
         heads = F.binary_cross_entropy_with_logits(out["presence"], present)
         heads = heads + F.binary_cross_entropy_with_logits(out["in_frame"], batch["in_frame"], reduction="none").mean(1).mul(present).sum() / present.sum().clamp(min=1)
         heads = heads + (F.smooth_l1_loss(out["off_axis"] / 10, batch["off_axis"] / 10, reduction="none") * present).sum() / present.sum().clamp(min=1)
+        heads = heads + (F.binary_cross_entropy_with_logits(out["outer_side"], batch["lateral"], reduction="none")
+                         * present).sum() / present.sum().clamp(min=1)
         loss = loss + head_weight * (heads + posture_loss(out, batch))
     return loss, logs
 
@@ -214,7 +216,7 @@ def evaluate(model, data, stage, batch_size=128):
             errs.append((out["coords"] - data["xy"][i:i + batch_size]).norm(dim=-1))
             if stage == 1:
                 heads.append(torch.cat([torch.stack([torch.sigmoid(out["presence"]), out["off_axis"], out["standing"],
-                                                     out["heel_raised"]], 1), out["toe_state"]], 1))
+                                                     out["heel_raised"], out["outer_side"]], 1), out["toe_state"]], 1))
     err = torch.cat(errs)
     result = {}
     if stage == 1:
@@ -230,7 +232,10 @@ def evaluate(model, data, stage, batch_size=128):
                   "heel_raised_acc": float(((heads[present, 3] > 0) == data["heel_raised"][present].bool()).float().mean())}
         toe = data["toe_state"]
         labelled = present & (toe >= 0)
-        result["toe_state_acc"] = float((heads[labelled, 4:].argmax(1) == toe[labelled]).float().mean())
+        result["toe_state_acc"] = float((heads[labelled, 5:].argmax(1) == toe[labelled]).float().mean())
+        lateral, near = data["lateral"].bool(), present & ~wide
+        result["outer_side_recall_near"] = float((heads[near & lateral, 4] > 0).float().mean())
+        result["outer_side_false_alarms_near"] = float((heads[near & ~lateral, 4] > 0).float().mean())
     else:
         result = view_metrics(model, data)
     return {"median_px": float(err.median()), "p95_px": float(torch.quantile(err.flatten(), 0.95)), **result}

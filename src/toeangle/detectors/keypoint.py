@@ -54,7 +54,8 @@ class GateLimits:
     min_sharpness: float
     max_uncertainty_deg: float
     min_heel_side_margin: float
-    max_lateral: float
+    max_lateral: float  # stage 2's outer-side probability, on the forefoot crop
+    max_outer_side: float  # stage 1's, on the whole photo
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class Stage1:
     presence: float
     in_frame: np.ndarray  # [5]
     off_axis_deg: float
+    outer_side: float  # probability that the photo shows the foot's outer side
     disagreement: float  # how far the turned and mirrored copies' points scatter, in foot lengths
     posture: Posture
 
@@ -145,7 +147,7 @@ class KeypointModel:
                           heel_raised=round(float(out["heel_raised"].mean()), 3),
                           toe={state: round(float(p / toe.sum()), 3) for state, p in zip(TOE_STATES, toe)})
         return Stage1(points=pts, presence=float(out["presence"].mean()), in_frame=out["in_frame"].mean(0),
-                      off_axis_deg=float(np.median(out["off_axis"])),
+                      off_axis_deg=float(np.median(out["off_axis"])), outer_side=float(out["outer_side"].mean()),
                       disagreement=disagreement / max(_foot_length(copies.mean(0)), 1.0), posture=posture)
 
     def locate(self, rgb: np.ndarray, box: tuple[int, int, int, int] | None = None) -> Stage1:
@@ -305,8 +307,7 @@ class KeypointDetector:
         if second.off_axis_deg > gate.max_off_axis_deg:
             reasons.append(_view_reason(second.off_axis_deg, gate.max_off_axis_deg))
         if second.lateral > gate.max_lateral:
-            reasons.append(Reason("outer_side", "this looks like the outer side of the foot, where the big-toe joint "
-                                  "is hidden behind the foot: photograph the inner side"))
+            reasons.append(OUTER_SIDE)
         if self.model.heel_side_margin(rgb, heel, second) < gate.min_heel_side_margin:
             reasons.append(Reason("heel_unsure", "the heel could not be placed reliably, so bent up and bent down "
                                   "cannot be told apart: photograph the whole foot, heel to toe"))
@@ -327,6 +328,8 @@ class KeypointDetector:
         gate = self.model.gate
         if first.presence < gate.min_presence:
             return [Reason("no_foot", "no foot found in the photo")]
+        if first.outer_side > gate.max_outer_side:  # before the view: an outer side also reads as far off side-on
+            return [OUTER_SIDE]
         if first.off_axis_deg > gate.max_off_axis_deg:
             return [_view_reason(first.off_axis_deg, gate.max_off_axis_deg)]
         if first.disagreement > gate.max_disagreement:  # the points are guesses, and so would be size and cut-offs
@@ -367,6 +370,10 @@ def _angle_uncertainty(landmarks: Landmarks, correction: ViewCorrection) -> floa
 
 def _foot_length(points: np.ndarray) -> float:
     return float(np.hypot(*(points[4] - points[0])))
+
+
+OUTER_SIDE = Reason("outer_side", "this looks like the outer side of the foot, where the big-toe joint is hidden "
+                    "behind the foot: photograph the inner side")
 
 
 def _view_reason(off_axis_deg: float, limit_deg: float) -> Reason:
