@@ -166,6 +166,27 @@ def test_stage_one_looks_again_at_a_small_foot_and_maps_its_points_back(measurer
     assert errors.max() <= 0.12 * truth["foot_px"], errors
 
 
+def test_the_foot_is_located_once_per_photo(measurer, monkeypatch):
+    """Under `auto` the sticker check locates the foot, then the keypoint detector asks again: the same photo
+    object gets the remembered answer; another photo (even an equal copy) is read anew."""
+    model = measurer.detector.model
+    rgb = _rgb("normal_left_closeup.jpg")
+    calls = []
+    honest = model.stage1
+
+    def counted(image):
+        calls.append(image.shape)
+        return honest(image)
+
+    monkeypatch.setattr(model, "stage1", counted)
+    first = model.locate(rgb)
+    looks = len(calls)
+    assert model.locate(rgb) is first and len(calls) == looks
+    again = model.locate(rgb.copy())
+    assert len(calls) == 2 * looks
+    np.testing.assert_allclose(again.points, first.points)
+
+
 TURNS = {"90": lambda rgb: cv2.rotate(rgb, cv2.ROTATE_90_CLOCKWISE), "180": lambda rgb: cv2.rotate(rgb, cv2.ROTATE_180),
          "270": lambda rgb: cv2.rotate(rgb, cv2.ROTATE_90_COUNTERCLOCKWISE), "mirror": lambda rgb: rgb[:, ::-1],
          "mirror-90": lambda rgb: cv2.rotate(rgb[:, ::-1], cv2.ROTATE_90_CLOCKWISE)}

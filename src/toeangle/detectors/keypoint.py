@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -116,6 +117,7 @@ class KeypointModel:
         self.sigma_scale = float(self.card["uncertainty"]["sigma_scale"])
         self.test_time_shifts = [tuple(xy) for xy in self.card["stage2"]["test_time_shifts_px"]]
         self.stage2_outputs = STAGES[2].output_names
+        self._last_located = None  # (weak reference to the photo, box, Stage1)
 
     def stage1(self, rgb: np.ndarray) -> Stage1:
         """Stage 1 on the letterboxed photo in all eight of its quarter turns and mirrorings, one batch.
@@ -160,8 +162,12 @@ class KeypointModel:
         length of margin (less risks cutting off a misplaced heel); presence, in-frame and
         view angle stay those of the first pass, which the crop's edges would distort. Both
         passes combine all turned and mirrored copies, so neither depends on how the photo
-        was turned.
+        was turned. The last answer is remembered for the same photo object: under `auto` the
+        sticker check locates the foot first, and the keypoint detector then asks again.
         """
+        last = self._last_located
+        if last is not None and last[0]() is rgb and last[1] == box:  # `auto`: the sticker check asked first
+            return last[2]
         ox, oy = box[:2] if box else (0, 0)
         view = rgb[oy:box[3], ox:box[2]] if box else rgb
         first = self.stage1(view)
@@ -171,7 +177,9 @@ class KeypointModel:
         x1, y1 = np.minimum(np.ceil(first.points.max(0) + margin).astype(int), [w, h])
         if min(x1 - x0, y1 - y0) >= 32 and (x1 - x0) * (y1 - y0) <= 0.6 * w * h:  # else nothing to gain
             first = replace(first, points=self.stage1(view[y0:y1, x0:x1]).points + [x0, y0])
-        return replace(first, points=first.points + [ox, oy])
+        located = replace(first, points=first.points + [ox, oy])
+        self._last_located = (weakref.ref(rgb), box, located)  # weak: no photo is kept once its request is done
+        return located
 
     def stage2(self, rgb: np.ndarray, heel, metatarsal, mtp, shifts=((0.0, 0.0),)) -> Stage2:
         """Forefoot points (image pixels) and the view correction, from the crop the axis defines.
