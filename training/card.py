@@ -24,7 +24,6 @@ GATE = {
     "max_uncertainty_deg": 14.0,
     "min_heel_side_margin": 55.0,  # log-odds (v7; v6 40, v5 50): the low end of the calibration renders' plateau
     "max_lateral": 0.5,
-    "max_outer_side": 0.5,
 }
 
 REFINE_MARGIN = 0.5

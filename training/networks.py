@@ -2,7 +2,8 @@
 
 A network maps the contract's input (``toeangle.detectors.contract``: float32 RGB 0-255, NCHW) to a
 dict with at least ``coords``, ``spread`` and ``logits`` (the heatmaps); stage-1 networks add the
-image-level heads (``presence``, ``in_frame``, ``off_axis`` and the posture), stage-2 networks the Gaussian view
+image-level heads (``presence``, ``in_frame``, ``off_axis``; in training also the posture and outer side),
+stage-2 networks the Gaussian view
 heads. ``export`` writes what ships: the contract's outputs, in its order, and nothing else.
 
 A new backbone is a class here (a KeypointNet subclass with its own ``normalise`` and ``features``, its
@@ -38,7 +39,7 @@ class KeypointNet(nn.Module):
 
     def __init__(self, keypoints: int, widths: tuple[int, ...], decoder_width: int, out_stride: int,
                  image_heads: bool = False, view_head: bool = False, perspective_head: bool = False,
-                 off_axis_head: bool = False):
+                 off_axis_head: bool = False, scene_head: bool = False):
         super().__init__()
         w = widths
         self.out_stride = out_stride
@@ -47,7 +48,9 @@ class KeypointNet(nn.Module):
         if image_heads:
             # presence, off-axis, outer side, in frame (per keypoint)
             self.head = nn.Sequential(nn.Linear(w[-1] + keypoints, 64), nn.ReLU(inplace=True), nn.Linear(64, 3 + keypoints))
-            # standing, heel raised (logits) and the toe's state (TOE_STATES logits)
+            # standing, heel raised (logits) and the toe's state (TOE_STATES logits). This and the outer side above
+            # are auxiliary targets in training and are not exported: read on the real development set they were
+            # no better than chance (models/EXPERIMENTS.md, v9)
             self.posture_head = nn.Sequential(nn.Linear(w[-1] + keypoints, 64), nn.ReLU(inplace=True),
                                               nn.Linear(64, 2 + len(TOE_STATES)))
         inputs = w[-1] + 5 * w[-2] + keypoints * (w[-2] + w[-3] + 2) + 2  # see view_features
@@ -317,9 +320,7 @@ class Exported(nn.Module):
     def forward(self, image):
         out = self.model(image)
         if self.model.image_heads:
-            return (out["coords"], out["spread"], torch.sigmoid(out["presence"]), torch.sigmoid(out["in_frame"]),
-                    out["off_axis"], torch.sigmoid(out["outer_side"]), torch.sigmoid(out["standing"]), torch.sigmoid(out["heel_raised"]),
-                    torch.softmax(out["toe_state"], -1))
+            return out["coords"], out["spread"], torch.sigmoid(out["presence"]), torch.sigmoid(out["in_frame"]), out["off_axis"]
         # sole-up as a logit: the runtime compares it across crops, and its sigmoid saturates at 1.0 in float32
         return (out["coords"], out["spread"], out["correction"], out["correction_sigma"], out["sole_up"],
                 torch.sigmoid(out["lateral"]), out["perspective"], out["perspective_sigma"], out["off_axis"])

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..schema import LANDMARK_NAMES, TOE_STATES
+from ..schema import LANDMARK_NAMES
 from .crops import FOREFOOT
 
 INPUT_NAME = "image"
@@ -65,12 +65,6 @@ STAGE1 = StageContract(
         Output("presence", "[N]", "probability that a foot is in the photo", (0.0, 1.0)),
         Output("in_frame", "[N, K]", "probability that each landmark lies inside the photo", (0.0, 1.0)),
         Output("off_axis", "[N]", "degrees the view is away from side-on", (0.0, STAGE1_OFF_AXIS_MAX_DEG)),
-        Output("outer_side", "[N]", "probability that the photo shows the foot's outer side", (0.0, 1.0)),
-        Output("standing", "[N]", "probability that the foot stands on a floor, weight on it", (0.0, 1.0)),
-        Output("heel_raised", "[N]", "probability that the heel is raised off the floor (standing on the toes)",
-               (0.0, 1.0)),
-        Output("toe_state", f"[N, {len(TOE_STATES)}]", "probabilities of the toe's state, in schema.TOE_STATES order (they sum to 1)",
-               (0.0, 1.0)),
     ))
 
 STAGE2 = StageContract(

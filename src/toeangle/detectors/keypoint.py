@@ -1,8 +1,7 @@
 """Markerless landmarks: the project's two-stage ONNX keypoint model, with a quality gate.
 
 Stage 1 looks at the whole (letterboxed) photo: where the five landmarks roughly are, whether
-there is a foot, which landmarks are in frame, how far the view is from side-on, and the foot's
-posture (standing, heel raised, the toe held back, lifted or resting); then
+there is a foot, which landmarks are in frame, and how far the view is from side-on; then
 again at a crop around those points, for a better-placed heel and forefoot. Stage 2
 looks at a rotation- and mirror-normalised forefoot crop cut from the full-resolution photo
 and places the four points that set the angle to a fraction of a pixel (averaged over a few
@@ -29,7 +28,7 @@ import numpy as np
 from ..angle import measure_angle
 from ..decode import DecodedImage
 from ..errors import LandmarkError, ToeangleError
-from ..schema import LANDMARK_NAMES, TOE_STATES, Detection, Landmarks, Point, Posture, Quality, Reason, ViewCorrection
+from ..schema import LANDMARK_NAMES, Detection, Landmarks, Point, Quality, Reason, ViewCorrection
 from .base import to_original
 from .contract import INPUT_NAME, LETTERBOX, STAGES, StageContract, letterbox_offset, to_input
 from .crops import FOREFOOT, apply_affine, forefoot_crop, invert_affine
@@ -55,8 +54,7 @@ class GateLimits:
     min_sharpness: float
     max_uncertainty_deg: float
     min_heel_side_margin: float
-    max_lateral: float  # stage 2's outer-side probability, on the forefoot crop
-    max_outer_side: float  # stage 1's, on the whole photo
+    max_lateral: float
 
 
 @dataclass(frozen=True)
@@ -65,9 +63,7 @@ class Stage1:
     presence: float
     in_frame: np.ndarray  # [5]
     off_axis_deg: float
-    outer_side: float  # probability that the photo shows the foot's outer side
     disagreement: float  # how far the turned and mirrored copies' points scatter, in foot lengths
-    posture: Posture
 
 
 @dataclass(frozen=True)
@@ -144,13 +140,9 @@ class KeypointModel:
         pts = np.median(np.take_along_axis(copies, surest[..., None], axis=0), axis=0)
         disagreement = float(np.median(np.hypot(*(copies - pts).transpose(2, 0, 1)), axis=0).max())
         pts = (pts - [ox, oy] + 0.5) / [nw / w, nh / h] - 0.5
-        toe = out["toe_state"].mean(0)
-        posture = Posture(standing=round(float(out["standing"].mean()), 3),
-                          heel_raised=round(float(out["heel_raised"].mean()), 3),
-                          toe={state: round(float(p / toe.sum()), 3) for state, p in zip(TOE_STATES, toe)})
         return Stage1(points=pts, presence=float(out["presence"].mean()), in_frame=out["in_frame"].mean(0),
-                      off_axis_deg=float(np.median(out["off_axis"])), outer_side=float(out["outer_side"].mean()),
-                      disagreement=disagreement / max(_foot_length(copies.mean(0)), 1.0), posture=posture)
+                      off_axis_deg=float(np.median(out["off_axis"])),
+                      disagreement=disagreement / max(_foot_length(copies.mean(0)), 1.0))
 
     def locate(self, rgb: np.ndarray, box: tuple[int, int, int, int] | None = None) -> Stage1:
         """Stage 1 on the photo (or the part of it in ``box``), then its points again from a
@@ -303,10 +295,9 @@ class KeypointDetector:
                 path = "mediapipe+keypoint"
         detector = f"{path}:{self.model.card['version']}"
         reasons = self._stage1_reasons(first, image)
-        posture = first.posture if first.presence >= gate.min_presence else None
         if reasons:
             return Detection(landmarks=self._landmarks(first, None, None, image), detector=detector,
-                             quality=Quality.refuse(*reasons), posture=posture)
+                             quality=Quality.refuse(*reasons))
         heel = first.points[0]
         second = self.model.stage2(rgb, heel, first.points[1], first.points[2])
         # recentre on the refined axis, and average over the card's shifted copies of that crop
@@ -329,15 +320,13 @@ class KeypointDetector:
         if spread_deg is not None and spread_deg > gate.max_uncertainty_deg:
             reasons.append(Reason("landmarks_uncertain",
                                   f"the toe's landmarks are too uncertain (+/- {spread_deg:.0f} degrees)"))
-        return Detection(landmarks=landmarks, detector=detector, view_correction=correction, posture=posture,
+        return Detection(landmarks=landmarks, detector=detector, view_correction=correction,
                          quality=Quality.refuse(*reasons) if reasons else Quality.ok())
 
     def _stage1_reasons(self, first: Stage1, image: DecodedImage) -> list[Reason]:
         gate = self.model.gate
         if first.presence < gate.min_presence:
             return [Reason("no_foot", "no foot found in the photo")]
-        if first.outer_side > gate.max_outer_side:  # before the view: an outer side also reads as far off side-on
-            return [OUTER_SIDE]
         if first.off_axis_deg > gate.max_off_axis_deg:
             return [_view_reason(first.off_axis_deg, gate.max_off_axis_deg)]
         if first.disagreement > gate.max_disagreement:  # the points are guesses, and so would be size and cut-offs
