@@ -33,14 +33,14 @@ def conv(cin, cout, stride=1):
 
 class KeypointNet(nn.Module):
     """The heads every backbone shares: heatmaps soft-argmaxed to points, and (stage 1) the image-level
-    heads or (stage 2) the Gaussian view heads. A subclass builds its layers and implements ``normalise``
-    and ``features``; ``widths`` are the channels of its feature maps at strides 2..32 (the heads read
-    the last three)."""
+    heads or (stage 2) the Gaussian view heads. A subclass builds its layers, calls ``build_heads`` (when it does so
+    decides the order in which layers draw their initial weights from the random state), and
+    implements ``normalise`` and ``features``; ``widths`` are the channels of its feature maps at strides
+    2..32 (the heads read the last three)."""
 
-    def __init__(self, keypoints: int, widths: tuple[int, ...], decoder_width: int, out_stride: int,
-                 image_heads: bool = False, view_head: bool = False, perspective_head: bool = False,
-                 off_axis_head: bool = False, scene_head: bool = False):
-        super().__init__()
+    def build_heads(self, keypoints: int, widths: tuple[int, ...], decoder_width: int, out_stride: int,
+                    image_heads: bool = False, view_head: bool = False, perspective_head: bool = False,
+                    off_axis_head: bool = False):
         w = widths
         self.out_stride = out_stride
         self.heatmap = nn.Conv2d(decoder_width, keypoints, 1)
@@ -102,10 +102,10 @@ class UNet(KeypointNet):
     """The from-scratch U-shaped CNN of v1-v8: encoder to stride 32, decoder with skips."""
 
     def __init__(self, keypoints: int, widths=(16, 24, 48, 64, 96), out_stride: int = 4, **heads):
+        super().__init__()
         w = widths
         levels = {2: 0, 4: 1, 8: 2, 16: 3}
         skip_levels = [lv for lv in (16, 8, 4, 2) if lv >= out_stride]
-        super().__init__(keypoints, widths, w[levels[skip_levels[-1]]], out_stride, **heads)
         self.stem = nn.Sequential(conv(3, w[0], 2), conv(w[0], w[0]))  # /2
         self.down = nn.ModuleList([nn.Sequential(conv(w[i], w[i + 1], 2), conv(w[i + 1], w[i + 1]))
                                    for i in range(len(w) - 1)])  # /4 /8 /16 /32
@@ -116,6 +116,7 @@ class UNet(KeypointNet):
             skip = w[levels[lv]]
             self.up.append(conv(cin + skip, skip))
             cin = skip
+        self.build_heads(keypoints, widths, cin, out_stride, **heads)  # after the layers, as v1-v8 drew them
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         return x / 255.0 - 0.5
@@ -173,7 +174,8 @@ class MobileNetV2(KeypointNet):
     decoder (1x1 lateral convolutions added top-down, a depthwise-separable block per level)."""
 
     def __init__(self, keypoints: int, out_stride: int = 4, decoder_width: int = 64, **heads):
-        super().__init__(keypoints, MOBILENET_V2_WIDTHS, decoder_width, out_stride, **heads)
+        super().__init__()
+        self.build_heads(keypoints, MOBILENET_V2_WIDTHS, decoder_width, out_stride, **heads)  # before, as v9 drew them
         blocks, cin = [conv_bn_relu6(3, 32, 3, 2)], 32
         for expand, cout, repeats, stride in MOBILENET_V2_BLOCKS:
             for i in range(repeats):
@@ -266,14 +268,11 @@ of the errors. With 0.3: MAE 2.45 / p95 6.74, coverage 86%; 0.5: 2.51 / 7.33, 90
 
 
 NETWORKS = {
-    # the U-shaped CNNs of v1-v8: encoder to stride 32, decoder with skips, heatmaps soft-argmaxed
-    "unet_stage1": (UNet, dict(keypoints=len(STAGES[1].keypoints), widths=(12, 24, 40, 64, 96), out_stride=4,
-                               image_heads=True)),
+    # the U-shaped CNN of v1-v8's stage 2: encoder to stride 32, decoder with skips, heatmaps soft-argmaxed
     "unet_stage2": (UNet, dict(keypoints=len(STAGES[2].keypoints), widths=(16, 24, 40, 64, 96), out_stride=2,
                                view_head=True)),
     # ImageNet MobileNetV2 with a feature-pyramid decoder (v9)
     "mobilenet_v2_stage1": (MobileNetV2, dict(keypoints=len(STAGES[1].keypoints), out_stride=4, image_heads=True)),
-    "mobilenet_v2_stage2": (MobileNetV2, dict(keypoints=len(STAGES[2].keypoints), out_stride=2, view_head=True)),
 }
 HEADS = ("view", "perspective", "off_axis")
 """The stage-2 Gaussian heads, each fitted on the frozen network by a recipe step (``fit = ...``)."""
