@@ -306,7 +306,8 @@ class KeypointDetector:
         if second.off_axis_deg > gate.max_off_axis_deg:
             reasons.append(_view_reason(second.off_axis_deg, gate.max_off_axis_deg))
         if second.lateral > gate.max_lateral:
-            reasons.append(OUTER_SIDE)
+            reasons.append(Reason("outer_side", "this looks like the outer side of the foot, where the big-toe joint "
+                                  "is hidden behind the foot: photograph the inner side"))
         if self.model.heel_side_margin(rgb, heel, second) < gate.min_heel_side_margin:
             reasons.append(Reason("heel_unsure", "the heel could not be placed reliably, so bent up and bent down "
                                   "cannot be told apart: photograph the whole foot, heel to toe"))
@@ -367,10 +368,6 @@ def _angle_uncertainty(landmarks: Landmarks, correction: ViewCorrection) -> floa
 
 def _foot_length(points: np.ndarray) -> float:
     return float(np.hypot(*(points[4] - points[0])))
-
-
-OUTER_SIDE = Reason("outer_side", "this looks like the outer side of the foot, where the big-toe joint is hidden "
-                    "behind the foot: photograph the inner side")
 
 
 def _view_reason(off_axis_deg: float, limit_deg: float) -> Reason:
