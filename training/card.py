@@ -10,7 +10,7 @@ import hashlib
 import json
 from pathlib import Path
 
-VERSION = "v8"
+VERSION = "v9"
 
 GATE = {
     "min_presence": 0.5,

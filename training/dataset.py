@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from foot import LANDMARKS
 from render import Renderer
-from synth import SceneSampler, degrade, forefoot_matrix, project
+from synth import SceneSampler, degrade, forefoot_matrix, posture_labels, project
 
 from toeangle.detectors.contract import LETTERBOX, STAGES, letterbox_offset
 from toeangle.detectors.crops import FOREFOOT, apply_affine
@@ -62,9 +62,11 @@ def make_sample(seed: int) -> dict:
     xy = np.stack([pts[k] for k in LANDMARKS])
     in_frame = (xy[:, 0] >= 0) & (xy[:, 0] <= size[0] - 1) & (xy[:, 1] >= 0) & (xy[:, 1] <= size[1] - 1)
     side = _worker["crop"]
+    standing, heel_raised, toe_state = posture_labels(truth)
     out = dict(stage1=canvas, xy1=(xy + [ox, oy]).astype(np.float32), in_frame=in_frame & (not negative),
                presence=not negative, off_axis=truth.off_axis_deg, angle=truth.angle_deg,
-               lateral=truth.view == "lateral", stage2_ok=False,
+               lateral=truth.view == "lateral", standing=standing and not negative,
+               heel_raised=heel_raised and not negative, toe_state=toe_state if not negative else -1, stage2_ok=False,
                stage2=np.zeros((side, side, 3), np.uint8), xy2=np.zeros((4, 2), np.float32))
     if not negative and truth.off_axis_deg <= _worker["crop_max_off_axis"]:
         big = (size[0] * 10, size[1] * 10)  # a phone-sized photo of the same camera

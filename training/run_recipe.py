@@ -32,7 +32,8 @@ RECIPES = Path(__file__).resolve().parent / "recipes"
 SETS = RECIPES / "sets.toml"
 STAGE_RECIPES = [RECIPES / "stage1.toml", RECIPES / "stage2.toml"]
 SHIPPED_CARD = ROOT / "models" / "keypoints.json"
-STEP_KEYS = {"name", "init", "data", "fit", "epochs", "lr", "batch", "threads", "jitter", "head_weight"}
+STEP_KEYS = {"name", "init", "data", "fit", "epochs", "lr", "batch", "threads", "jitter", "turns", "photometric",
+             "backbone_lr", "head_weight"}
 
 
 def read_toml(path: Path) -> dict:
@@ -71,7 +72,7 @@ def run_recipe(recipe: dict, data: Path, models: Path, overrides: dict | None = 
         print(f"stage {stage} step {step['name']}: {params}", flush=True)
         run_step(stage, network, [data / f"{d}.npz" for d in step["data"]], data / f"{recipe['validation']}.npz",
                  out, init=folder / step["init"] / f"stage{stage}.pt" if "init" in step else None,
-                 heads=heads_fitted(steps, i), **params)
+                 heads=heads_fitted(steps, i), weights=data / "weights", **params)
     last = folder / steps[-1]["name"]
     model = build(network, heads_fitted(steps, len(steps) - 1))
     model.load_state_dict(torch.load(last / f"stage{stage}.pt"))

@@ -35,6 +35,14 @@ def toe_angle_density(lo: float, hi: float) -> float:
     return sum(share * max(0.0, min(hi, b) - max(lo, a)) / (b - a) for share, (a, b) in TOE_ANGLE_MIX)
 
 
+TOE_STATES = ("held", "lifted", "resting")
+"""The toe pushed back by a hand or an object (a passive test), lifted by the person (active), or resting:
+stage 1's auxiliary posture target (training/networks.py)."""
+TOE_RESTING_MAX_DEG, TOE_LIFTED_MIN_DEG = 25.0, 40.0
+"""Without a hand on it, a toe bent back at most this far is labelled resting, at least that far lifted;
+between the two (and under a raised heel, where the floor bends it) its state is left unlabelled."""
+
+
 @dataclass
 class Truth:
     landmarks3d: dict[str, np.ndarray]
@@ -45,6 +53,18 @@ class Truth:
     setting: str  # held | standing | heel_raise
     skin: float  # 0 very light .. 1 very dark
     hand: bool  # a hand holds the toe (partly hiding it)
+
+
+def posture_labels(truth: Truth) -> tuple[bool, bool, int]:
+    """Stage 1's posture targets: standing, heel raised, and the toe's state (an index into TOE_STATES,
+    -1 where the render does not say)."""
+    if truth.hand:
+        toe = TOE_STATES.index("held")
+    elif truth.setting == "heel_raise" or TOE_RESTING_MAX_DEG < truth.angle_deg < TOE_LIFTED_MIN_DEG:
+        toe = -1
+    else:
+        toe = TOE_STATES.index("resting" if truth.angle_deg <= TOE_RESTING_MAX_DEG else "lifted")
+    return truth.setting != "held", truth.setting == "heel_raise", toe
 
 
 def _rot(axis: np.ndarray, deg: float) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from networks import KeypointNet, build, degrees_and_sigma
+from networks import KeypointNet, build, degrees_and_sigma, imagenet_weights
 
 from toeangle.detectors.contract import DEGREES_PER_UNIT, LOG_SIGMA_RANGE, STAGES
 from toeangle.geometry import dorsiflexion_deg
@@ -71,8 +71,8 @@ def load(paths: list[Path], stage: int) -> dict[str, torch.Tensor]:
            "off_axis": torch.from_numpy(data["off_axis"]).float(),
            "lateral": torch.from_numpy(data["lateral"]).float()}
     if stage == 1:
-        out.update(in_frame=torch.from_numpy(data["in_frame"]).float(),
-                   presence=torch.from_numpy(data["presence"]).float())
+        out.update({k: torch.from_numpy(data[k]).float() for k in ("in_frame", "presence", "standing", "heel_raised")},
+                   toe_state=torch.from_numpy(data["toe_state"]).long())
     return out
 
 
@@ -93,8 +93,23 @@ def loss_fn(out, batch, stage: int, stride: int, head_weight: float = 1.0):
         heads = F.binary_cross_entropy_with_logits(out["presence"], present)
         heads = heads + F.binary_cross_entropy_with_logits(out["in_frame"], batch["in_frame"], reduction="none").mean(1).mul(present).sum() / present.sum().clamp(min=1)
         heads = heads + (F.smooth_l1_loss(out["off_axis"] / 10, batch["off_axis"] / 10, reduction="none") * present).sum() / present.sum().clamp(min=1)
-        loss = loss + head_weight * heads
+        heads = heads + (F.binary_cross_entropy_with_logits(out["outer_side"], batch["lateral"], reduction="none")
+                         * present).sum() / present.sum().clamp(min=1)
+        loss = loss + head_weight * (heads + posture_loss(out, batch))
     return loss, logs
+
+
+def posture_loss(out, batch) -> torch.Tensor:
+    """Standing and heel raised (binary) and the toe's state (three classes, unlabelled ones left out),
+    on photos with a foot."""
+    present = batch["presence"]
+    n = present.sum().clamp(min=1)
+    loss = sum((F.binary_cross_entropy_with_logits(out[k], batch[k], reduction="none") * present).sum() / n
+               for k in ("standing", "heel_raised"))
+    toe = batch["toe_state"].masked_fill(present == 0, -1)
+    if (toe >= 0).any():
+        loss = loss + F.cross_entropy(out["toe_state"], toe, ignore_index=-1)
+    return loss
 
 
 def descend(opt, sched, loss: torch.Tensor, step: int, steps: int) -> int:
@@ -107,17 +122,68 @@ def descend(opt, sched, loss: torch.Tensor, step: int, steps: int) -> int:
     return step + 1
 
 
-def augment(batch, stage: int, gen: torch.Generator, jitter: float = 0.0):
+def augment(batch, stage: int, gen: torch.Generator, jitter: float = 0.0, turns: bool = False,
+            photometric: float = 0.0):
     img, xy = batch["image"].float(), batch["xy"].clone()
     if stage == 1:  # a mirrored photo is a valid photo of the other foot
         flip = torch.rand(len(img), generator=gen) < 0.5
         img[flip] = img[flip].flip(-1)
         xy[flip, :, 0] = img.shape[-1] - 1 - xy[flip, :, 0]
+    if turns:
+        img, xy = quarter_turns(img, xy, gen)
     if jitter:
         img, xy = similarity_jitter(img, xy, jitter, gen)
-    gain = 1 + 0.15 * (torch.rand(len(img), 3, 1, 1, generator=gen) - 0.5)
-    img = (img * gain).clamp(0, 255)
+    if photometric:
+        img = photometric_noise(img, gen, photometric)
+    else:
+        gain = 1 + 0.15 * (torch.rand(len(img), 3, 1, 1, generator=gen) - 0.5)
+        img = (img * gain).clamp(0, 255)
     return {**batch, "image": img, "xy": xy}
+
+
+def quarter_turns(img: torch.Tensor, xy: torch.Tensor, gen: torch.Generator):
+    """Turn each square image by a random multiple of 90 degrees: phones store photos in any of the four
+    (stage 1 reads all of them and their mirror images at run time, and must read each alike)."""
+    size = img.shape[-1]
+    k = torch.randint(0, 4, (len(img),), generator=gen)
+    for turn in range(1, 4):
+        sel = k == turn
+        if sel.any():
+            img[sel] = torch.rot90(img[sel], turn, (2, 3))
+            x, y = xy[sel, :, 0].clone(), xy[sel, :, 1].clone()
+            for _ in range(turn):  # torch.rot90 over (H, W) maps (x, y) to (y, size - 1 - x)
+                x, y = y, size - 1 - x
+            xy[sel, :, 0], xy[sel, :, 1] = x, y
+    return img, xy
+
+
+def photometric_noise(img: torch.Tensor, gen: torch.Generator, strength: float) -> torch.Tensor:
+    """What differs between phone photos and renders in colour alone, scaled by ``strength`` (1: the v9
+    amounts): saturation, white balance, contrast, brightness, gamma, defocus blur, sensor noise, and
+    sometimes no colour at all."""
+    b = len(img)
+
+    def uniform(*shape):
+        return torch.rand(*shape, generator=gen) - 0.5
+
+    x = img / 255.0
+    grey = x.mean(1, keepdim=True)
+    x = grey + (x - grey) * (1 + 1.2 * strength * uniform(b, 1, 1, 1))
+    x = x * (1 + 0.3 * strength * uniform(b, 3, 1, 1))
+    x = (x - 0.5) * (1 + 0.8 * strength * uniform(b, 1, 1, 1)) + 0.5 + 0.4 * strength * uniform(b, 1, 1, 1)
+    x = x.clamp(1e-4, 1) ** torch.exp(0.8 * strength * uniform(b, 1, 1, 1))
+    blurred = torch.rand(b, generator=gen) < 0.3 * strength
+    if blurred.any():
+        sigma = 0.5 + 1.2 * torch.rand(1, generator=gen).item()
+        kernel = torch.exp(-torch.arange(-3, 4).float() ** 2 / (2 * sigma ** 2))
+        kernel = (kernel / kernel.sum()).repeat(3, 1, 1, 1)
+        xb = F.conv2d(F.pad(x[blurred], (3, 3, 0, 0), mode="reflect"), kernel.view(3, 1, 1, 7), groups=3)
+        x[blurred] = F.conv2d(F.pad(xb, (0, 0, 3, 3), mode="reflect"), kernel.view(3, 1, 7, 1), groups=3)
+    noise = 0.06 * strength * torch.rand(b, 1, 1, 1, generator=gen) * (torch.rand(b, 1, 1, 1, generator=gen) < 0.5)
+    x = x + torch.randn(x.shape, generator=gen) * noise
+    grey_only = torch.rand(b, generator=gen) < 0.08 * strength
+    x[grey_only] = x[grey_only].mean(1, keepdim=True).expand(-1, 3, -1, -1)
+    return x.clamp(0, 1) * 255
 
 
 def similarity_jitter(img: torch.Tensor, xy: torch.Tensor, amount: float, gen: torch.Generator):
@@ -149,7 +215,8 @@ def evaluate(model, data, stage, batch_size=128):
             out = model(data["image"][i:i + batch_size].float())
             errs.append((out["coords"] - data["xy"][i:i + batch_size]).norm(dim=-1))
             if stage == 1:
-                heads.append(torch.stack([torch.sigmoid(out["presence"]), out["off_axis"]], 1))
+                heads.append(torch.cat([torch.stack([torch.sigmoid(out["presence"]), out["off_axis"], out["standing"],
+                                                     out["heel_raised"], out["outer_side"]], 1), out["toe_state"]], 1))
     err = torch.cat(errs)
     result = {}
     if stage == 1:
@@ -160,7 +227,15 @@ def evaluate(model, data, stage, batch_size=128):
         result = {"presence_acc": float(((heads[:, 0] > 0.5) == present).float().mean()),
                   "off_axis_mae": float((heads[present, 1] - data["off_axis"][present]).abs().mean()),
                   "wide_view_recall": float((heads[present & wide, 1] > 30).float().mean()),
-                  "near_view_refused": float((heads[present & ~wide, 1] > 30).float().mean())}
+                  "near_view_refused": float((heads[present & ~wide, 1] > 30).float().mean()),
+                  "standing_acc": float(((heads[present, 2] > 0) == data["standing"][present].bool()).float().mean()),
+                  "heel_raised_acc": float(((heads[present, 3] > 0) == data["heel_raised"][present].bool()).float().mean())}
+        toe = data["toe_state"]
+        labelled = present & (toe >= 0)
+        result["toe_state_acc"] = float((heads[labelled, 5:].argmax(1) == toe[labelled]).float().mean())
+        lateral, near = data["lateral"].bool(), present & ~wide
+        result["outer_side_recall_near"] = float((heads[near & lateral, 4] > 0).float().mean())
+        result["outer_side_false_alarms_near"] = float((heads[near & ~lateral, 4] > 0).float().mean())
     else:
         result = view_metrics(model, data)
     return {"median_px": float(err.median()), "p95_px": float(torch.quantile(err.flatten(), 0.95)), **result}
@@ -168,14 +243,16 @@ def evaluate(model, data, stage, batch_size=128):
 
 
 def run_step(stage: int, network: str, data: list[Path], val: Path, out: Path, *, epochs: int, lr: float = 3e-3,
-             batch: int = 64, threads: int = 2, jitter: float = 0.0, head_weight: float = 1.0,
-             init: Path | None = None, fit: str | None = None, heads: frozenset[str] = frozenset()) -> KeypointNet:
+             batch: int = 64, threads: int = 2, jitter: float = 0.0, turns: bool = False, photometric: float = 0.0,
+             backbone_lr: float = 1.0, head_weight: float = 1.0, init: Path | None = None, fit: str | None = None,
+             heads: frozenset[str] = frozenset(), weights: Path | None = None) -> KeypointNet:
     """One recipe step: train the network (``fit`` None) or fit one Gaussian head on its frozen features
-    (``fit`` "view", "perspective" or "off_axis"), from ``init``'s weights; writes ``out/stage<N>.pt``
-    and ``out/stage<N>_train.json`` (validation figures and the step's parameters)."""
+    (``fit`` "view", "perspective" or "off_axis"), from ``init``'s weights, or else from the backbone's
+    ImageNet weights where it has them (kept in ``weights``); writes ``out/stage<N>.pt`` and
+    ``out/stage<N>_train.json`` (validation figures and the step's parameters)."""
     params = dict(network=network, data=[str(d) for d in data], val=str(val), epochs=epochs, lr=lr, batch=batch,
-                  threads=threads, jitter=jitter, head_weight=head_weight, init=str(init) if init else None, fit=fit,
-                  heads=sorted(heads))
+                  threads=threads, jitter=jitter, turns=turns, photometric=photometric, backbone_lr=backbone_lr,
+                  head_weight=head_weight, init=str(init) if init else None, fit=fit, heads=sorted(heads))
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
@@ -187,11 +264,14 @@ def run_step(stage: int, network: str, data: list[Path], val: Path, out: Path, *
             state = {k: v for k, v in state.items() if not k.startswith(f"{fit}_head.")}
         missing = model.load_state_dict(state, strict=fit is None).missing_keys
         assert all(k.startswith(f"{fit}_head.") for k in missing), missing
+    elif weights is not None:
+        imagenet_weights(model, weights)
     started = time.time()
     if fit:
         HEAD_FITS[fit](model, train, epochs)
     else:
-        train_network(model, train, val_data, stage, gen, epochs, lr, batch, jitter, head_weight)
+        augmentation = dict(jitter=jitter, turns=turns, photometric=photometric)
+        train_network(model, train, val_data, stage, gen, epochs, lr, backbone_lr, batch, augmentation, head_weight)
     out.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), out / f"stage{stage}.pt")
     seconds, figures = round(time.time() - started), evaluate(model, val_data, stage)
@@ -203,12 +283,18 @@ def run_step(stage: int, network: str, data: list[Path], val: Path, out: Path, *
 
 
 def train_network(model: KeypointNet, train, val, stage: int, gen: torch.Generator, epochs: int, lr: float,
-                  batch: int, jitter: float, head_weight: float) -> None:
-    """The whole network, by AdamW on a one-cycle schedule, its images augmented."""
+                  backbone_lr: float, batch: int, augmentation: dict, head_weight: float) -> None:
+    """The whole network, by AdamW on a one-cycle schedule, its images augmented (``augment``'s options);
+    a pretrained backbone learns at ``backbone_lr`` times the rate of the rest."""
     n = len(train["image"])
     steps = epochs * (n // batch)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    backbone = {id(p) for p in model.backbone.parameters()} if hasattr(model, "backbone") else set()
+    groups = [{"params": [p for p in model.parameters() if id(p) in backbone], "lr": lr * backbone_lr},
+              {"params": [p for p in model.parameters() if id(p) not in backbone], "lr": lr}]
+    groups = [g for g in groups if g["params"]]
+    opt = torch.optim.AdamW(groups, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=steps,
+                                                pct_start=0.1)
     print(f"stage {stage}: {n} train, {len(val['image'])} val, {sum(p.numel() for p in model.parameters())} params")
     started, step = time.time(), 0
     for epoch in range(epochs):
@@ -217,7 +303,7 @@ def train_network(model: KeypointNet, train, val, stage: int, gen: torch.Generat
         running = []
         for i in range(0, n - batch + 1, batch):
             idx = order[i:i + batch]
-            images = augment({k: v[idx] for k, v in train.items()}, stage, gen, jitter)
+            images = augment({k: v[idx] for k, v in train.items()}, stage, gen, **augmentation)
             out = model(images["image"])
             loss, logs = loss_fn(out, images, stage, model.out_stride, head_weight)
             step = descend(opt, sched, loss, step, steps)

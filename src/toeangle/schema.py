@@ -21,9 +21,6 @@ Protocol = TypeAliasType("Protocol", Literal["passive_nwb", "active_nwb", "weigh
 """The test position: how the toe was bent when the photo was taken, or the movement a clip shows
 (walking and running: clips only, the angle at push-off) (GET /v1/protocols)."""
 Side = TypeAliasType("Side", Literal["left", "right"])
-TOE_STATES: tuple[str, ...] = ("held", "lifted", "resting")
-"""The toe pushed back by a hand or an object (a passive test), lifted by the person (active), or resting."""
-ToeState = TypeAliasType("ToeState", Literal[TOE_STATES])  # type: ignore[valid-type]
 
 REASON_CODES: dict[str, str] = {
     "no_foot": "no foot found in the photo",
@@ -228,17 +225,6 @@ class Quality(_Frozen):
                    reason_codes=tuple(r.code for r in reasons))
 
 
-class Posture(_Frozen):
-    """What the photo shows the foot doing, as probabilities read from the photo (the keypoint model's
-    stage 1): whether it stands with weight on it, whether its heel is raised, and the toe's state."""
-
-    standing: float = Field(ge=0.0, le=1.0, allow_inf_nan=False,
-                            description="Probability that the foot stands on a floor, weight on it")
-    heel_raised: float = Field(ge=0.0, le=1.0, allow_inf_nan=False,
-                               description="Probability that the heel is raised off the floor")
-    toe: dict[ToeState, float] = Field(description="Probability of each toe state; they sum to 1")
-
-
 class Detection(_Frozen):
     """What a landmark detector found in one photo."""
 
@@ -246,7 +232,6 @@ class Detection(_Frozen):
     detector: str = Field(description="Which detector path produced the landmarks")
     quality: Quality
     view_correction: ViewCorrection | None = None
-    posture: Posture | None = Field(default=None, description="Read by the keypoint model; None from other detectors")
 
 
 class MeasureOptions(_Frozen):

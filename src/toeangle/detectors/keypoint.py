@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -116,6 +117,7 @@ class KeypointModel:
         self.sigma_scale = float(self.card["uncertainty"]["sigma_scale"])
         self.test_time_shifts = [tuple(xy) for xy in self.card["stage2"]["test_time_shifts_px"]]
         self.stage2_outputs = STAGES[2].output_names
+        self._last_located = None  # (weak reference to the photo, box, Stage1)
 
     def stage1(self, rgb: np.ndarray) -> Stage1:
         """Stage 1 on the letterboxed photo in all eight of its quarter turns and mirrorings, one batch.
@@ -135,14 +137,15 @@ class KeypointModel:
         ox, oy = letterbox_offset((nw, nh), size)
         canvas[oy:oy + nh, ox:ox + nw] = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
         views = np.stack([dihedral(canvas, k) for k in range(8)])
-        coords, spread, presence, in_frame, off_axis = self.sessions["stage1"].run(None, {INPUT_NAME: to_input(views)})
+        out = dict(zip(STAGES[1].output_names, self.sessions["stage1"].run(None, {INPUT_NAME: to_input(views)})))
+        coords, spread = out["coords"], out["spread"]
         copies = np.stack([undo_dihedral(c.astype(np.float64), k, size) for k, c in enumerate(coords)])
         surest = np.argsort(spread, axis=0)[:4]  # [4, 5]: per landmark, the copies whose heatmaps are sharpest
         pts = np.median(np.take_along_axis(copies, surest[..., None], axis=0), axis=0)
         disagreement = float(np.median(np.hypot(*(copies - pts).transpose(2, 0, 1)), axis=0).max())
         pts = (pts - [ox, oy] + 0.5) / [nw / w, nh / h] - 0.5
-        return Stage1(points=pts, presence=float(presence.mean()), in_frame=in_frame.mean(0),
-                      off_axis_deg=float(np.median(off_axis)),
+        return Stage1(points=pts, presence=float(out["presence"].mean()), in_frame=out["in_frame"].mean(0),
+                      off_axis_deg=float(np.median(out["off_axis"])),
                       disagreement=disagreement / max(_foot_length(copies.mean(0)), 1.0))
 
     def locate(self, rgb: np.ndarray, box: tuple[int, int, int, int] | None = None) -> Stage1:
@@ -155,8 +158,12 @@ class KeypointModel:
         length of margin (less risks cutting off a misplaced heel); presence, in-frame and
         view angle stay those of the first pass, which the crop's edges would distort. Both
         passes combine all turned and mirrored copies, so neither depends on how the photo
-        was turned.
+        was turned. The last answer is remembered for the same photo object: under `auto` the
+        sticker check locates the foot first, and the keypoint detector then asks again.
         """
+        last = self._last_located
+        if last is not None and last[0]() is rgb and last[1] == box:  # `auto`: the sticker check asked first
+            return last[2]
         ox, oy = box[:2] if box else (0, 0)
         view = rgb[oy:box[3], ox:box[2]] if box else rgb
         first = self.stage1(view)
@@ -166,7 +173,9 @@ class KeypointModel:
         x1, y1 = np.minimum(np.ceil(first.points.max(0) + margin).astype(int), [w, h])
         if min(x1 - x0, y1 - y0) >= 32 and (x1 - x0) * (y1 - y0) <= 0.6 * w * h:  # else nothing to gain
             first = replace(first, points=self.stage1(view[y0:y1, x0:x1]).points + [x0, y0])
-        return replace(first, points=first.points + [ox, oy])
+        located = replace(first, points=first.points + [ox, oy])
+        self._last_located = (weakref.ref(rgb), box, located)  # weak: no photo is kept once its request is done
+        return located
 
     def stage2(self, rgb: np.ndarray, heel, metatarsal, mtp, shifts=((0.0, 0.0),)) -> Stage2:
         """Forefoot points (image pixels) and the view correction, from the crop the axis defines.
