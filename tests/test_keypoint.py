@@ -143,13 +143,8 @@ def test_shifted_forefoot_crops_map_back_onto_the_same_points(measurer):
     assert len(model.test_time_shifts) > 1 and np.all(averaged.spread > 0)
 
 
-def test_stage_one_looks_again_at_a_small_foot_and_maps_its_points_back(measurer, monkeypatch):
-    """On a photo where the foot is small, the second stage-1 pass must run and land in photo pixels."""
-    model = measurer.detector.model
-    name = "restricted_right_leg.jpg"
-    rgb, truth = _rgb(name), TRUTH[name]
-    pad = 600  # the same photo on a wide grey border: the foot becomes small in it
-    padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(127, 127, 127))
+def count_stage1(model: KeypointModel, monkeypatch) -> list[tuple[int, ...]]:
+    """The shapes of the images stage 1 is run on, from now on, in order."""
     calls = []
     honest = model.stage1
 
@@ -158,6 +153,17 @@ def test_stage_one_looks_again_at_a_small_foot_and_maps_its_points_back(measurer
         return honest(image)
 
     monkeypatch.setattr(model, "stage1", counted)
+    return calls
+
+
+def test_stage_one_looks_again_at_a_small_foot_and_maps_its_points_back(measurer, monkeypatch):
+    """On a photo where the foot is small, the second stage-1 pass must run and land in photo pixels."""
+    model = measurer.detector.model
+    name = "restricted_right_leg.jpg"
+    rgb, truth = _rgb(name), TRUTH[name]
+    pad = 600  # the same photo on a wide grey border: the foot becomes small in it
+    padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(127, 127, 127))
+    calls = count_stage1(model, monkeypatch)
     located = model.locate(padded)
     assert len(calls) == 2 and calls[1][0] < padded.shape[0] / 2  # the second look is at a crop
     expected = np.array([truth["landmarks"][k] for k in ("heel", "first_metatarsal", "first_mtp", "hallux_ip",
@@ -171,14 +177,7 @@ def test_the_foot_is_located_once_per_photo(measurer, monkeypatch):
     object gets the remembered answer; another photo (even an equal copy) is read anew."""
     model = measurer.detector.model
     rgb = _rgb("normal_left_closeup.jpg")
-    calls = []
-    honest = model.stage1
-
-    def counted(image):
-        calls.append(image.shape)
-        return honest(image)
-
-    monkeypatch.setattr(model, "stage1", counted)
+    calls = count_stage1(model, monkeypatch)
     first = model.locate(rgb)
     looks = len(calls)
     assert model.locate(rgb) is first and len(calls) == looks
