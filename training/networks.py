@@ -3,8 +3,7 @@
 A network maps the contract's input (``toeangle.detectors.contract``: float32 RGB 0-255, NCHW) to a
 dict with at least ``coords``, ``spread`` and ``logits`` (the heatmaps); stage-1 networks add the
 image-level heads (``presence``, ``in_frame``, ``off_axis``; in training also the posture and outer side),
-stage-2 networks the Gaussian view
-heads. ``export`` writes what ships: the contract's outputs, in its order, and nothing else.
+stage-2 networks the Gaussian view heads. ``export`` writes what ships: the contract's outputs, in its order, and nothing else.
 
 A new backbone is a class here (a KeypointNet subclass with its own ``normalise`` and ``features``, its
 feature widths passed as ``widths`` so that the heads fit; pretrained weights through ``imagenet_weights``),
