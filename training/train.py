@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from networks import KeypointNet, build, degrees_and_sigma, imagenet_weights
 
 from toeangle.detectors.contract import DEGREES_PER_UNIT, LOG_SIGMA_RANGE, STAGES
+from toeangle.detectors.keypoint import undo_dihedral
 from toeangle.geometry import dorsiflexion_deg
 
 
@@ -150,10 +151,8 @@ def quarter_turns(img: torch.Tensor, xy: torch.Tensor, gen: torch.Generator):
         sel = k == turn
         if sel.any():
             img[sel] = torch.rot90(img[sel], turn, (2, 3))
-            x, y = xy[sel, :, 0].clone(), xy[sel, :, 1].clone()
-            for _ in range(turn):  # torch.rot90 over (H, W) maps (x, y) to (y, size - 1 - x)
-                x, y = y, size - 1 - x
-            xy[sel, :, 0], xy[sel, :, 1] = x, y
+            # the runtime's own mapping (its image turned back by the rest of a full turn), so both agree
+            xy[sel] = torch.from_numpy(undo_dihedral(xy[sel].numpy(), 4 - turn, size)).to(xy.dtype)
     return img, xy
 
 
