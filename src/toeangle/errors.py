@@ -23,3 +23,7 @@ class ImageTooLargeError(ImageDecodeError):
 
 class LandmarkError(ToeangleError):
     """Landmarks given by hand are missing, outside the photo or geometrically unusable."""
+
+
+class OptionsError(ToeangleError):
+    """Options that cannot apply to the input (e.g. protocol auto for points without a photo)."""

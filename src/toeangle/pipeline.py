@@ -10,7 +10,8 @@ from .clinical import ClinicalRules, load_rules
 from .decode import DecodedImage, decode_image
 from .detectors import LandmarkDetector, ManualPoints, build_detector
 from .detectors.manual import check_inside
-from .errors import LandmarkError
+from .errors import LandmarkError, OptionsError
+from .posture import assess as assess_posture
 from .routine import prescribe
 from .schema import Detection, ImageInfo, Landmarks, MeasurementResult, MeasureOptions, Quality, ViewCorrection
 from .settings import Settings, get_settings
@@ -65,6 +66,9 @@ class Measurer:
         same photo keep the same perspective, but not the model's own points' errors, so its
         moved-points part applies. Points outside the stated image are a LandmarkError.
         """
+        if options is not None and options.protocol == "auto":
+            raise OptionsError("protocol auto reads the test from the photo, and given points have none: send the "
+                               "protocol the photo's answer was judged by (verdict.protocol)")
         if image is not None:
             check_inside(landmarks, image.width, image.height)
         correction = None if view_correction is None else view_correction.for_moved_points()
@@ -74,9 +78,17 @@ class Measurer:
 
     def assess(self, detection: Detection, options: MeasureOptions, image: ImageInfo | None,
                timings: dict[str, float], strict: bool) -> MeasurementResult:
-        """Landmarks -> angle -> verdict + routine; ``strict`` raises on unusable points instead of refusing."""
+        """Landmarks -> angle -> verdict + routine; ``strict`` raises on unusable points instead of refusing.
+
+        The photo's posture (when the detector read one) is reported even when the photo is refused: it
+        still tells the user which test the photo shows (unless it shows no foot). A test mismatch gets no routine: the angle of
+        another test says nothing about what the toe needs.
+        """
         started = time.perf_counter()
-        base = dict(image=image, detector=detection.detector, landmarks=detection.landmarks, options=options)
+        read = detection.posture is not None and "no_foot" not in detection.quality.reason_codes
+        posture = assess_posture(detection.posture, options.protocol, self.rules) if read else None
+        base = dict(image=image, detector=detection.detector, landmarks=detection.landmarks, options=options,
+                    posture=posture)
         if detection.quality.status != "ok":
             return MeasurementResult(status="unmeasurable", reasons=detection.quality.reasons,
                                      reason_codes=detection.quality.reason_codes, **base, timings_ms=_rounded(timings))
@@ -87,8 +99,8 @@ class Measurer:
                 raise
             return MeasurementResult(status="unmeasurable", reasons=(str(exc),), reason_codes=("unusable_landmarks",),
                                      **base, timings_ms=_rounded(timings))
-        verdict = judge(measurement.angle_deg, options, self.rules, measurement.uncertainty_deg)
-        routine = prescribe(verdict, self.rules, pain=options.pain)
+        verdict = judge(measurement.angle_deg, options, self.rules, measurement.uncertainty_deg, posture)
+        routine = None if verdict.label == "test-mismatch" else prescribe(verdict, self.rules, pain=options.pain)
         timings["assess_ms"] = (time.perf_counter() - started) * 1e3
         return MeasurementResult(status="ok", **base, measurement=measurement, verdict=verdict, routine=routine,
                                  timings_ms=_rounded(timings))

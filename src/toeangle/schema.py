@@ -6,7 +6,7 @@ right and y down, so that a phone app can draw them on the picture it holds.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, NamedTuple
+from typing import Annotated, Literal, NamedTuple, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
 from typing_extensions import TypeAliasType
@@ -18,6 +18,11 @@ LANDMARK_NAMES: tuple[str, ...] = ("heel", "first_metatarsal", "first_mtp", "hal
 # Their values: get_args(Protocol.__value__).
 Protocol = TypeAliasType("Protocol", Literal["passive_nwb", "active_nwb", "weight_bearing", "heel_raise"])
 """The test position: how the toe was bent when the photo was taken (GET /v1/protocols)."""
+DEFAULT_PROTOCOL = "passive_nwb"
+"""The test a photo is judged by when nothing says otherwise (the reference's default)."""
+ProtocolChoice = TypeAliasType(
+    "ProtocolChoice", Literal[(*get_args(Protocol.__value__), "auto")])  # type: ignore[valid-type]
+"""What a user asks for: a test position, or `auto`: the one the photo's posture shows."""
 Side = TypeAliasType("Side", Literal["left", "right"])
 TOE_STATES: tuple[str, ...] = ("held", "lifted", "resting")
 """The toe pushed back by a hand or an object (a passive test), lifted by the person (active), or resting."""
@@ -178,10 +183,17 @@ class Grade(_Frozen):
     basis: Literal["angle", "side_to_side_loss", "angle_and_pain"]
 
 
+VerdictLabel = TypeAliasType("VerdictLabel", Literal["normal", "restricted", "borderline", "test-mismatch"])
+"""`test-mismatch`: the photo's posture is not the test it is judged by (the summary says what it shows)."""
+
+
 class Verdict(_Frozen):
-    protocol: Protocol
-    label: Literal["normal", "restricted", "borderline"]
+    protocol: Protocol = Field(description="The test judged by: the one asked for, or the one `auto` picked")
+    label: VerdictLabel
     normal_min_deg: float = Field(description="The protocol's normal threshold")
+    suggested_protocol: Protocol | None = Field(
+        default=None, description="With `test-mismatch`: the test the photo's posture fits, when one does")
+    suggested_normal_min_deg: float | None = Field(default=None, description="That test's normal threshold")
     grade: Grade | None = None
     side_to_side_loss_pct: float | None = Field(
         default=None, description="How much less this toe bends than the other foot's, in percent",
@@ -233,6 +245,23 @@ class Posture(_Frozen):
     toe: dict[ToeState, float] = Field(description="Probability of each toe state; they sum to 1")
 
 
+PostureFit = TypeAliasType("PostureFit", Literal["match", "unsure", "mismatch"])
+"""How the photo's posture fits the test it is judged by (posture.py's thresholds)."""
+
+
+class PostureReport(Posture):
+    """The photo's posture (the model's probabilities) read against the test: the answer's `posture`."""
+
+    seen: str = Field(description="What the photo shows, in words, e.g. 'a relaxed standing foot, big toe resting'")
+    tests: dict[Protocol, float] = Field(description="Probability that the photo shows each test's posture")
+    protocol: Protocol = Field(description="The test compared with: the one asked for, or the one `auto` picked")
+    fit: PostureFit = Field(description="`match`: the photo shows that test; `mismatch`: it shows something else "
+                                        "(the verdict is then `test-mismatch`); `unsure`: cannot tell")
+    suggested_protocol: Protocol | None = Field(default=None, description="On a mismatch, the test the photo fits")
+    advice: str | None = Field(default=None, description="On a mismatch or when unsure: what the photo shows and "
+                                                         "what to do, for a person to read")
+
+
 class Detection(_Frozen):
     """What a landmark detector found in one photo."""
 
@@ -246,7 +275,8 @@ class Detection(_Frozen):
 class MeasureOptions(_Frozen):
     """What the user tells us besides the photo."""
 
-    protocol: Protocol = "passive_nwb"
+    protocol: ProtocolChoice = Field(default=DEFAULT_PROTOCOL, description=(
+        "The test position, or `auto`: picked from the photo's posture (`passive_nwb` when the photo gives none)"))
     side: Side | None = None
     other_foot_angle_deg: float | None = Field(
         default=None, ge=-90, le=180, allow_inf_nan=False,
@@ -267,7 +297,10 @@ class MeasurementResult(_Frozen):
     landmarks: Landmarks
     measurement: Measurement | None = None
     verdict: Verdict | None = None
-    routine: Routine | None = None
+    routine: Routine | None = Field(default=None, description="None when unmeasurable or `test-mismatch`")
+    posture: PostureReport | None = Field(
+        default=None, description="The photo's posture against the test; read by the keypoint model only, so None "
+                                  "for skin markers, given points and from-landmarks")
     options: MeasureOptions
     timings_ms: dict[str, float] = Field(default_factory=dict)
 
