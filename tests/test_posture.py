@@ -2,16 +2,26 @@
 verdict each gives. Postures are constructed here (the model's own readings are measured by
 bench/posture.py and by the end-to-end tests in test_posture_photos.py)."""
 
+import json
 from typing import get_args
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from toeangle.batch.report import build_report
+from toeangle.batch.rows import CSV_COLUMNS, Row
+from toeangle.cli import format_result, main
 from toeangle.clinical import load_rules
+from toeangle.decode import DecodedImage
+from toeangle.detectors import ManualPoints
+from toeangle.overlay import VERDICT_COLOURS, draw_overlay, posture_banner
+from toeangle.pipeline import Measurer
 from toeangle.posture import MATCH_MIN, MISMATCH_MAX, assess, pick, protocol_probabilities
 from toeangle.routine import prescribe
-from toeangle.schema import MeasureOptions, Posture, Protocol
+from toeangle.schema import ImageInfo, Landmarks, MeasureOptions, Posture, Protocol
+from toeangle.settings import Settings
 from toeangle.verdict import judge
 
 RULES = load_rules()
@@ -148,3 +158,69 @@ def test_any_posture_gives_a_consistent_report(standing, heel, held, lifted, cho
     verdict = judge(20.0, MeasureOptions(protocol=chosen), RULES, 1.0, report)
     assert (verdict.label == "test-mismatch") == (report.fit == "mismatch")
     assert verdict.protocol == report.protocol
+
+
+# ---- the edges, through the one pipeline (given points with a photo's posture sent back) -------------
+
+POINTS = Landmarks.model_validate(
+    {"heel": [412, 880], "first_metatarsal": [905, 700], "first_mtp": [1240, 640], "hallux_ip": [1420, 520]})
+
+
+def measured(posture_read: Posture | None, protocol: str = "passive_nwb"):
+    return Measurer(Settings(), detector=ManualPoints(POINTS)).measure_landmarks(
+        POINTS, MeasureOptions(protocol=protocol), ImageInfo(width=1600, height=1200), posture=posture_read)
+
+
+def test_batch_rows_carry_the_posture_and_read_back_from_csv_and_jsonl():
+    result = measured(RELAXED_STANDING)
+    row = Row.from_result("a.jpg", 10, 1, result)
+    assert row.verdict == "test-mismatch" and row.judged_by == "passive_nwb" and row.posture_fit == "mismatch"
+    assert row.suggested_protocol == "weight_bearing" and row.standing == 0.97 and row.toe_resting == 0.96
+    assert Row.from_csv(dict(zip(CSV_COLUMNS, row.csv_record()))) == row
+    assert Row.from_json(row.json_line()) == row
+    again = row.to_result()
+    assert again.posture is not None and again.posture.fit == "mismatch" and again.verdict.label == "test-mismatch"
+    auto = Row.from_result("b.jpg", 10, 1, measured(SHOWS["weight_bearing"], "auto"))
+    assert auto.protocol == "auto" and auto.judged_by == "weight_bearing" and auto.posture_fit == "match"
+    assert auto.test_probability == pytest.approx(0.97 * 0.98 * 0.98, abs=1e-3)
+    plain = Row.from_result("c.jpg", 10, 1, measured(None))
+    assert plain.judged_by == "passive_nwb" and plain.posture_fit is None and plain.standing is None
+
+
+def test_the_batch_report_counts_tests_and_shows_the_fit():
+    rows = [Row.from_result(f"{i}.jpg", 10, 1, measured(p, protocol))
+            for i, (p, protocol) in enumerate([(RELAXED_STANDING, "passive_nwb"), (SHOWS["weight_bearing"], "auto"),
+                                               (None, "passive_nwb")])]
+    page = build_report(rows)
+    assert "by test and posture fit" in page and "passive_nwb: mismatch" in page and "weight_bearing: match" in page
+    assert "suggested weight_bearing" in page and "v-test-mismatch" in page
+    assert "by test and posture fit" not in build_report(rows[2:])  # nothing about posture without one
+
+
+def test_the_overlay_banner_says_what_the_photo_shows(tmp_path):
+    rgb = np.full((600, 800, 3), 90, np.uint8)
+    image = DecodedImage(rgb=rgb, original_width=1600, original_height=1200, format="PNG")
+    mismatch, match = measured(RELAXED_STANDING), measured(SHOWS["passive_nwb"])
+    assert posture_banner(mismatch).startswith("photo shows a relaxed standing foot") \
+        and "suggested: weight_bearing" in posture_banner(mismatch)
+    assert posture_banner(match) is None and posture_banner(measured(None)) is None
+    with_banner, without = draw_overlay(image, mismatch), draw_overlay(image, match)
+    purple = np.all(with_banner == VERDICT_COLOURS["test-mismatch"], axis=-1).sum()
+    assert purple > 200 and np.all(without == VERDICT_COLOURS["test-mismatch"], axis=-1).sum() == 0
+
+
+def test_the_cli_text_says_the_posture_the_verdict_and_no_routine():
+    text = format_result(measured(RELAXED_STANDING))
+    assert "Verdict: test-mismatch (suggested test: weight_bearing, normal from 25 deg)" in text
+    assert "Posture: a relaxed standing foot" in text and "mismatch with the passive_nwb test" in text
+    assert "Routine" not in text and "Hallux dorsiflexion" in text
+    assert "Posture" not in format_result(measured(None)) and "Routine" in format_result(measured(None))
+
+
+def test_the_cli_takes_protocol_auto(marker_photo, tmp_path, capsys):
+    photo = tmp_path / "foot.jpg"
+    photo.write_bytes(marker_photo[0])
+    assert main(["measure", str(photo), "--protocol", "auto", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["options"]["protocol"] == "auto" and result["verdict"]["protocol"] == "passive_nwb"
+    assert result["posture"] is None and "gives no posture" in result["verdict"]["summary"]

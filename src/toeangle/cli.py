@@ -16,7 +16,7 @@ from .decode import encode_png
 from .errors import ToeangleError
 from .overlay import draw_overlay
 from .pipeline import Measurer
-from .schema import Landmarks, MeasurementResult, MeasureOptions, Protocol
+from .schema import DEFAULT_PROTOCOL, Landmarks, MeasurementResult, MeasureOptions, ProtocolChoice
 
 
 def _points(value: str) -> Landmarks:
@@ -32,6 +32,7 @@ def format_result(result: MeasurementResult) -> str:
     lines = []
     if result.status != "ok":
         lines.append("Unmeasurable: " + "; ".join(result.reasons))
+        lines += _posture_lines(result)
         return "\n".join(lines)
     m, v, r = result.measurement, result.verdict, result.routine
     spread = f" +/- {m.uncertainty_deg:.1f}" if m.uncertainty_deg is not None else ""
@@ -41,16 +42,33 @@ def format_result(result: MeasurementResult) -> str:
                      "for the camera's view of the foot")
     lines += [f"  note: {note}" for note in m.notes]
     grade = f", {v.grade.system} grade {v.grade.grade}: {v.grade.description}" if v.grade else ""
-    lines.append(f"Verdict: {v.label}{grade}")
+    suggested = f" (suggested test: {v.suggested_protocol}, normal from {v.suggested_normal_min_deg:.0f} deg)" \
+        if v.suggested_protocol else ""
+    lines.append(f"Verdict: {v.label}{grade}{suggested}")
     lines.append(f"  {v.summary}")
-    lines.append(f"Routine ({r.severity}):")
-    lines += [f"  {i}. {e.name}: {e.dose}. {e.how}" for i, e in enumerate(r.exercises, 1)]
-    lines.append(f"  {r.advice}")
-    if r.see_clinician:
-        lines.append("  Please see a clinician.")
-    lines.append(f"  ({r.disclaimer})")
+    lines += _posture_lines(result, advice=False)  # the verdict's summary carries the advice
+    if r is not None:
+        lines.append(f"Routine ({r.severity}):")
+        lines += [f"  {i}. {e.name}: {e.dose}. {e.how}" for i, e in enumerate(r.exercises, 1)]
+        lines.append(f"  {r.advice}")
+        if r.see_clinician:
+            lines.append("  Please see a clinician.")
+        lines.append(f"  ({r.disclaimer})")
     lines.append(f"Landmarks from: {result.detector}")
     return "\n".join(lines)
+
+
+def _posture_lines(result: MeasurementResult, advice: bool = True) -> list[str]:
+    """What the photo shows and how sure, when the detector read its posture."""
+    p = result.posture
+    if p is None:
+        return []
+    toe = ", ".join(f"{state} {prob:.0%}" for state, prob in p.toe.items())
+    lines = [f"Posture: {p.seen} (standing {p.standing:.0%}, heel raised {p.heel_raised:.0%}; toe {toe}); "
+             f"{p.fit} with the {p.protocol} test ({p.tests[p.protocol]:.0%})"]
+    if advice and p.advice:
+        lines.append(f"  {p.advice}")
+    return lines
 
 
 def cmd_measure(args: argparse.Namespace) -> int:
@@ -84,8 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     measure = sub.add_parser("measure", help="measure one photo")
     measure.add_argument("photo", type=Path, help="JPEG, PNG, WebP or HEIC; side-on view of the inner foot")
-    measure.add_argument("--protocol", choices=get_args(Protocol.__value__), default="passive_nwb",
-                         help="how the toe was bent when the photo was taken (default: passive_nwb)")
+    measure.add_argument("--protocol", choices=get_args(ProtocolChoice.__value__), default=DEFAULT_PROTOCOL,
+                         help="how the toe was bent when the photo was taken, or auto: read from the photo's "
+                              f"posture (default: {DEFAULT_PROTOCOL})")
     measure.add_argument("--points", type=_points, help='landmarks as JSON (or a JSON file): {"heel": [x, y], ...}')
     measure.add_argument("--side", choices=["left", "right"])
     measure.add_argument("--other-foot-angle", type=float, help="the other foot's angle, for the side-to-side loss")

@@ -13,7 +13,16 @@ from .detectors.manual import check_inside
 from .errors import LandmarkError, OptionsError
 from .posture import assess as assess_posture
 from .routine import prescribe
-from .schema import Detection, ImageInfo, Landmarks, MeasurementResult, MeasureOptions, Quality, ViewCorrection
+from .schema import (
+    Detection,
+    ImageInfo,
+    Landmarks,
+    MeasurementResult,
+    MeasureOptions,
+    Posture,
+    Quality,
+    ViewCorrection,
+)
 from .settings import Settings, get_settings
 from .verdict import judge
 
@@ -58,23 +67,25 @@ class Measurer:
         return Outcome(result=result, image=image)
 
     def measure_landmarks(self, landmarks: Landmarks, options: MeasureOptions | None = None,
-                          image: ImageInfo | None = None,
-                          view_correction: ViewCorrection | None = None) -> MeasurementResult:
+                          image: ImageInfo | None = None, view_correction: ViewCorrection | None = None,
+                          posture: Posture | None = None) -> MeasurementResult:
         """The same answer from points alone (the phone app's corrected landmarks).
 
-        ``view_correction`` is the one the photo's first answer carried: points dragged on the
-        same photo keep the same perspective, but not the model's own points' errors, so its
-        moved-points part applies. Points outside the stated image are a LandmarkError.
+        ``view_correction`` and ``posture`` are the ones the photo's first answer carried: points
+        dragged on the same photo keep the same perspective, but not the model's own points' errors,
+        so its moved-points part applies; the posture keeps the check of the test (and `auto`'s pick).
+        Points outside the stated image are a LandmarkError; `auto` without a posture an OptionsError.
         """
-        if options is not None and options.protocol == "auto":
-            raise OptionsError("protocol auto reads the test from the photo, and given points have none: send the "
-                               "protocol the photo's answer was judged by (verdict.protocol)")
+        options = options or MeasureOptions()
+        if options.protocol == "auto" and posture is None:
+            raise OptionsError("protocol auto reads the test from the photo's posture: send back the photo's "
+                               "posture (standing, heel_raised, toe), or the protocol its answer was judged by")
         if image is not None:
             check_inside(landmarks, image.width, image.height)
         correction = None if view_correction is None else view_correction.for_moved_points()
         detection = Detection(landmarks=landmarks, detector="manual", quality=Quality.ok(),
-                              view_correction=correction)
-        return self.assess(detection, options or MeasureOptions(), image, {}, strict=True)
+                              view_correction=correction, posture=posture)
+        return self.assess(detection, options, image, {}, strict=True)
 
     def assess(self, detection: Detection, options: MeasureOptions, image: ImageInfo | None,
                timings: dict[str, float], strict: bool) -> MeasurementResult:

@@ -276,7 +276,8 @@ class MeasureOptions(_Frozen):
     """What the user tells us besides the photo."""
 
     protocol: ProtocolChoice = Field(default=DEFAULT_PROTOCOL, description=(
-        "The test position, or `auto`: picked from the photo's posture (`passive_nwb` when the photo gives none)"))
+        "The test position, or `auto`: picked from the photo's posture (`passive_nwb` for a photo that gives none, "
+        "e.g. skin markers; from-landmarks takes `auto` only with the photo's posture sent back)"))
     side: Side | None = None
     other_foot_angle_deg: float | None = Field(
         default=None, ge=-90, le=180, allow_inf_nan=False,
