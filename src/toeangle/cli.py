@@ -65,7 +65,8 @@ def _posture_lines(result: MeasurementResult, advice: bool = True) -> list[str]:
         return []
     toe = ", ".join(f"{state} {prob:.0%}" for state, prob in p.toe.items())
     lines = [f"Posture: {p.seen} (standing {p.standing:.0%}, heel raised {p.heel_raised:.0%}; toe {toe}); "
-             f"{p.fit} with the {p.protocol} test ({p.tests[p.protocol]:.0%})"]
+             f"{p.fit} with the {p.protocol} test ({p.tests[p.protocol]:.0%})"
+             + (f"; suggested test: {p.suggested_protocol}" if p.suggested_protocol else "")]
     if advice and p.advice:
         lines.append(f"  {p.advice}")
     return lines

@@ -242,7 +242,15 @@ class Posture(_Frozen):
                             description="Probability that the foot stands on a floor, weight on it")
     heel_raised: float = Field(ge=0.0, le=1.0, allow_inf_nan=False,
                                description="Probability that the heel is raised off the floor")
-    toe: dict[ToeState, float] = Field(description="Probability of each toe state; they sum to 1")
+    toe: dict[ToeState, Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]] = Field(
+        description="Probability of each toe state; they sum to 1")
+
+    @model_validator(mode="after")
+    def _toe_states_sum_to_one(self) -> Posture:
+        """Every state, once, summing to 1 (to 0.01: answers may carry rounded values back)."""
+        if set(self.toe) != set(TOE_STATES) or abs(sum(self.toe.values()) - 1.0) > 0.01:
+            raise ValueError(f"toe needs a probability for each of {', '.join(TOE_STATES)}, summing to 1")
+        return self
 
 
 PostureFit = TypeAliasType("PostureFit", Literal["match", "unsure", "mismatch"])

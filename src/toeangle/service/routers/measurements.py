@@ -101,10 +101,11 @@ def _example_response() -> dict[str, Any]:
 
 EXAMPLE_RESPONSE = _example_response()
 
-BODY_SCHEMAS = {"FromLandmarks": FromLandmarks.model_json_schema(ref_template="#/components/schemas/{model}")}
-"""Components written out because the body is read by a dependency, not by FastAPI; the models they
+_BODY = FromLandmarks.model_json_schema(ref_template="#/components/schemas/{model}")
+BODY_SCHEMAS = {"FromLandmarks": _BODY, "Posture": _BODY["$defs"]["Posture"]}
+"""Components written out because the body is read by a dependency, not by FastAPI; the other models they
 refer to (Landmarks, Point, ...) are components already, as parts of the answer."""
-del BODY_SCHEMAS["FromLandmarks"]["$defs"]
+del _BODY["$defs"]
 
 PHOTO_FORM = {
     "type": "object",
