@@ -245,6 +245,36 @@ def test_measure_drag_a_point_by_touch_and_match_the_api(phone, server, shots):
     assert page.locator("#charts .chart svg circle").count() == 1
 
 
+def test_a_photo_of_another_test_says_so_and_switches_in_one_tap(phone, server, shots):
+    """Issue 22 on the page: a standing foot with the toe lifted (the weight-bearing test) under the passive
+    test. Needs the keypoint model's posture head."""
+    page = phone
+    page.select_option("#protocol", "passive_nwb")
+    first = measure(page, SAMPLES / "normal_right_closeup.jpg")
+    assert first["status"] == "ok" and first["posture"] is not None, "the model reads no posture"
+    assert first["verdict"]["label"] == "test-mismatch" and first["verdict"]["suggested_protocol"] == "weight_bearing"
+    assert page.locator("#verdict").text_content() == "test-mismatch" and page.is_hidden("#routine")
+    assert page.is_visible("#test-check") and page.text_content("#test-seen") == first["posture"]["advice"]
+    assert "standing" in page.text_content("#test-seen")
+    assert "weight-bearing" in page.text_content("#switch-test") and "25" in page.text_content("#switch-test")
+    no_overflow(page)
+    assert axe_violations(page) == []
+    page.screenshot(path=str(shots / "phone-test-mismatch.png"), full_page=True)
+    assert page.evaluate("localStorage.getItem('toeangle.history.v1')") is None  # not a reading of the test
+
+    request, answer = rescored(page, lambda: page.click("#switch-test"))  # one tap
+    assert request["options"]["protocol"] == "weight_bearing"
+    assert request["posture"] == {k: first["posture"][k] for k in ("standing", "heel_raised", "toe")}
+    assert answer["verdict"]["protocol"] == "weight_bearing" and answer["verdict"]["label"] != "test-mismatch"
+    assert page.input_value("#protocol") == "weight_bearing" and page.is_hidden("#test-check")
+    assert page.is_visible("#routine")
+
+    request, answer = rescored(page, lambda: page.select_option("#protocol", "auto"))
+    assert request["options"]["protocol"] == "auto" and answer["verdict"]["protocol"] == "weight_bearing"
+    assert page.text_content("#test-seen").startswith("Test read from the photo")
+    page.screenshot(path=str(shots / "phone-auto.png"), full_page=True)
+
+
 def test_refused_photo_place_the_points_yourself(sized, server, shots):
     name, page = sized
     path = SAMPLES / "refused" / "outer_side_left_closeup.jpg"

@@ -319,7 +319,9 @@ function showAnswer(body) {
   verdict.textContent = v.label;
   verdict.className = "verdict " + v.label;
   text("grade", v.grade ? `${v.grade.system} grade ${v.grade.grade}: ${v.grade.description}` : "");
-  text("summary", v.summary);
+  // the photo's posture advice opens the summary: the page shows it apart, beside the switch (showTestCheck)
+  const advice = body.posture && body.posture.advice;
+  text("summary", advice && v.summary.startsWith(advice) ? v.summary.slice(advice.length).trim() : v.summary);
   explain(body);
   $("details").hidden = false;
   showTestCheck(body);
