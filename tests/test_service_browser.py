@@ -193,7 +193,7 @@ def test_measure_drag_a_point_by_touch_and_match_the_api(phone, server, shots):
     no_overflow(page)
     assert axe_violations(page) == []
     page.screenshot(path=str(shots / "phone-1-start.png"), full_page=True)
-    first = measure(page, SAMPLES / "restricted_right_leg.jpg")
+    first = measure(page, SAMPLES / "held_by_hand_right.jpg")  # the passive test: a hand pushes the toe back
     assert first["status"] == "ok" and first.get("overlay_png_base64") is None  # the page draws the points itself
     before = shown_angle(page)
     assert before == pytest.approx(first["measurement"]["angle_deg"], abs=0.05)
@@ -373,17 +373,19 @@ def test_no_horizontal_overflow_on_small_phones(browser, server, width):
 
 def test_history_csv_and_clear(desktop, server, tmp_path):
     page = desktop
+    # each photo shows the test it is measured for (a test mismatch is not kept)
     page.select_option("#side", "left")
-    measure(page, SAMPLES / "normal_left_closeup.jpg")
     page.select_option("#protocol", "active_nwb")
+    measure(page, SAMPLES / "normal_left_closeup.jpg")  # off the floor, the toe lifted by the person
+    page.select_option("#protocol", "passive_nwb")
     page.select_option("#side", "right")
-    measure(page, SAMPLES / "restricted_right_closeup.jpg")
+    measure(page, SAMPLES / "held_by_hand_right.jpg")  # a hand pushes the toe back
     assert page.locator("#charts .chart").count() == 2  # one chart per foot
     with page.expect_download() as download:
         page.click("#export")
     lines = Path(download.value.path()).read_text().splitlines()
     assert lines[0] == "date,foot,protocol,angle_deg"
-    assert [line.split(",")[1:3] for line in lines[1:]] == [["left", "passive_nwb"], ["right", "active_nwb"]]
+    assert [line.split(",")[1:3] for line in lines[1:]] == [["left", "active_nwb"], ["right", "passive_nwb"]]
     page.click("#clear")
     page.click("#clear-yes")
     assert page.evaluate("localStorage.getItem('toeangle.history.v1')") is None
