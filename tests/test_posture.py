@@ -132,10 +132,11 @@ def test_unsure_keeps_the_label_and_adds_the_doubt_to_the_summary():
     assert "may not be a photo of the passive" in verdict.summary
 
 
-def test_a_mismatch_gets_no_routine_grade_or_pain_grade():
+def test_a_mismatch_gets_no_grade_but_still_says_see_a_clinician_for_pain():
     report = assess(RELAXED_STANDING, "passive_nwb", RULES)
     verdict = judge(5.0, MeasureOptions(pain=True), RULES, 2.0, report)
     assert verdict.label == "test-mismatch" and verdict.grade is None
+    assert RULES.advice["pain"] in verdict.summary  # the routine that would say it is not given
     assert prescribe(judge(5.0, MeasureOptions(pain=True), RULES, 2.0), RULES, pain=True).see_clinician
 
 

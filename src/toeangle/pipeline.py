@@ -92,8 +92,8 @@ class Measurer:
         """Landmarks -> angle -> verdict + routine; ``strict`` raises on unusable points instead of refusing.
 
         The photo's posture (when the detector read one) is reported even when the photo is refused: it
-        still tells the user which test the photo shows (unless it shows no foot). A test mismatch gets no routine: the angle of
-        another test says nothing about what the toe needs.
+        still tells the user which test the photo shows (unless it shows no foot). A test mismatch gets
+        no routine: the angle of another test says nothing about what the toe needs.
         """
         started = time.perf_counter()
         read = detection.posture is not None and "no_foot" not in detection.quality.reason_codes

@@ -73,6 +73,8 @@ def judge(angle_deg: float, options: MeasureOptions, rules: ClinicalRules,
             other = rules.protocols[suggested].normal_min_deg
             summary += f" By the {rules.protocols[suggested].title.lower()} test it would be " \
                        f"{'normal' if angle_deg >= other else 'restricted'} (normal from {other:.0f} deg)."
+    if mismatch and options.pain:  # no routine carries it on a mismatch
+        summary += f" {rules.advice['pain']}"
     return Verdict(protocol=protocol, label=label, normal_min_deg=threshold, grade=grade,
                    suggested_protocol=suggested,
                    suggested_normal_min_deg=None if suggested is None else rules.protocols[suggested].normal_min_deg,
