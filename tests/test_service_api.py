@@ -312,11 +312,14 @@ def test_openapi_shares_one_component_per_concept_and_declares_headers(server):
     text = json.dumps(spec)
     assert '"enum": ["passive_nwb"' not in text.replace(json.dumps(schemas["Protocol"]), "")  # no second copy
     form = spec["paths"]["/v1/measurements"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
-    assert form["properties"]["protocol"]["$ref"] == "#/components/schemas/Protocol"
+    assert form["properties"]["protocol"]["$ref"] == "#/components/schemas/ProtocolChoice"  # a test, or auto
+    assert schemas["ProtocolChoice"]["anyOf"] == [{"$ref": "#/components/schemas/Protocol"},
+                                                  {"type": "string", "const": "auto"}]
     assert form["properties"]["side"]["$ref"] == "#/components/schemas/Side"
     assert form["properties"]["other_foot_angle"]["deprecated"] is True and "other_foot_angle_deg" in form["properties"]
     assert schemas["ProtocolInfo"]["properties"]["name"]["$ref"] == "#/components/schemas/Protocol"
-    assert schemas["MeasureOptions"]["properties"]["protocol"]["$ref"] == "#/components/schemas/Protocol"
+    assert schemas["MeasureOptions"]["properties"]["protocol"]["$ref"] == "#/components/schemas/ProtocolChoice"
+    assert schemas["Verdict"]["properties"]["protocol"]["$ref"] == "#/components/schemas/Protocol"
     body = spec["paths"]["/v1/measurements/from-landmarks"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"]["$ref"] == "#/components/schemas/FromLandmarks"
     assert set(spec["components"]["headers"]) >= {"X-Request-ID", "Retry-After", "X-Toeangle-Angle"}

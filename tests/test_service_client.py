@@ -57,7 +57,6 @@ def test_a_generated_client_measures_and_rescores_dragged_points(client_package,
         MeasurementsCreateBody,
         MeasurementsOverlayBody,
         Protocol,
-        ProtocolChoice,
         ReasonCode,
         Side,
     )
@@ -69,16 +68,15 @@ def test_a_generated_client_measures_and_rescores_dragged_points(client_package,
     def photo(path: Path) -> File:
         return File(payload=BytesIO(path.read_bytes()), file_name="photo", mime_type="image/jpeg")
 
-    # one enum per concept: the tests (a verdict's, the protocols list) and what a user may ask for (the
-    # form's and the options': a test, or auto)
+    # one enum per concept, shared by the form, the options, the verdict and the protocols list (the form and
+    # the options also take "auto": Protocol | Literal["auto"])
     assert {p.value for p in Protocol} == {"passive_nwb", "active_nwb", "weight_bearing", "heel_raise"}
-    assert {p.value for p in ProtocolChoice} == {p.value for p in Protocol} | {"auto"}
     response = measurements_create.sync_detailed(client=client, body=MeasurementsCreateBody(
-        photo=photo(SAMPLES / "restricted_right_leg.jpg"), protocol=ProtocolChoice.PASSIVE_NWB, side=Side.RIGHT))
+        photo=photo(SAMPLES / "restricted_right_leg.jpg"), protocol=Protocol.PASSIVE_NWB, side=Side.RIGHT))
     first = response.parsed
     assert isinstance(first, MeasurementResponse) and first.status == MeasurementResponseStatus.OK
     assert response.headers["X-Request-ID"] == first.request_id
-    assert first.options.protocol is ProtocolChoice.PASSIVE_NWB and first.options.side is Side.RIGHT
+    assert first.options.protocol is Protocol.PASSIVE_NWB and first.options.side is Side.RIGHT
     assert first.verdict.protocol is Protocol.PASSIVE_NWB
     assert first.landmarks.hallux_ip.x == round(first.landmarks.hallux_ip.x, 2)  # 0.01 px
 
@@ -86,7 +84,7 @@ def test_a_generated_client_measures_and_rescores_dragged_points(client_package,
     # view correction and the points' sigmas
     dragged = attrs.evolve(first.landmarks, hallux_ip=attrs.evolve(first.landmarks.hallux_ip,
                                                                    y=first.landmarks.hallux_ip.y - 40))
-    body = FromLandmarks(landmarks=dragged, options=ClientOptions(protocol=ProtocolChoice.PASSIVE_NWB, side=Side.RIGHT),
+    body = FromLandmarks(landmarks=dragged, options=ClientOptions(protocol=Protocol.PASSIVE_NWB, side=Side.RIGHT),
                          image=ImageInfo(width=first.image.width, height=first.image.height),
                          view_correction=first.measurement.view_correction)
     again = measurements_from_landmarks.sync(client=client, body=body)

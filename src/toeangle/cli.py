@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import get_args
 
 from pydantic import ValidationError
 
@@ -16,7 +15,7 @@ from .decode import encode_png
 from .errors import ToeangleError
 from .overlay import draw_overlay
 from .pipeline import Measurer
-from .schema import DEFAULT_PROTOCOL, Landmarks, MeasurementResult, MeasureOptions, ProtocolChoice
+from .schema import DEFAULT_PROTOCOL, PROTOCOL_CHOICES, Landmarks, MeasurementResult, MeasureOptions
 
 
 def _points(value: str) -> Landmarks:
@@ -103,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     measure = sub.add_parser("measure", help="measure one photo")
     measure.add_argument("photo", type=Path, help="JPEG, PNG, WebP or HEIC; side-on view of the inner foot")
-    measure.add_argument("--protocol", choices=get_args(ProtocolChoice.__value__), default=DEFAULT_PROTOCOL,
+    measure.add_argument("--protocol", choices=PROTOCOL_CHOICES, default=DEFAULT_PROTOCOL,
                          help="how the toe was bent when the photo was taken, or auto: read from the photo's "
                               f"posture (default: {DEFAULT_PROTOCOL})")
     measure.add_argument("--points", type=_points, help='landmarks as JSON (or a JSON file): {"heel": [x, y], ...}')

@@ -6,9 +6,19 @@ right and y down, so that a phone app can draw them on the picture it holds.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, NamedTuple, get_args
+from typing import Annotated, Literal, NamedTuple, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_serializer,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 from typing_extensions import TypeAliasType
 
 LANDMARK_NAMES: tuple[str, ...] = ("heel", "first_metatarsal", "first_mtp", "hallux_ip", "hallux_tip")
@@ -20,9 +30,22 @@ Protocol = TypeAliasType("Protocol", Literal["passive_nwb", "active_nwb", "weigh
 """The test position: how the toe was bent when the photo was taken (GET /v1/protocols)."""
 DEFAULT_PROTOCOL = "passive_nwb"
 """The test a photo is judged by when nothing says otherwise (the reference's default)."""
-ProtocolChoice = TypeAliasType(
-    "ProtocolChoice", Literal[(*get_args(Protocol.__value__), "auto")])  # type: ignore[valid-type]
-"""What a user asks for: a test position, or `auto`: the one the photo's posture shows."""
+PROTOCOL_CHOICES: tuple[str, ...] = (*get_args(Protocol.__value__), "auto")
+
+
+def _one_protocol_error(value: object, handler: ValidatorFunctionWrapHandler) -> object:
+    """One error naming every choice, not one per member of the union."""
+    try:
+        return handler(value)
+    except ValidationError:
+        raise PydanticCustomError("literal_error", "Input should be {expected}",
+                                  {"expected": ", ".join(f"'{c}'" for c in PROTOCOL_CHOICES)}) from None
+
+
+ProtocolChoice = TypeAliasType("ProtocolChoice", Annotated[
+    Union[Protocol, Literal["auto"]], WrapValidator(_one_protocol_error)])  # noqa: UP007 (a named union)
+"""What a user asks for: a test position, or `auto`: the one the photo's posture shows (the OpenAPI
+document refers to Protocol for the four tests rather than repeating them)."""
 Side = TypeAliasType("Side", Literal["left", "right"])
 TOE_STATES: tuple[str, ...] = ("held", "lifted", "resting")
 """The toe pushed back by a hand or an object (a passive test), lifted by the person (active), or resting."""
