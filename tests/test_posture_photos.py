@@ -99,7 +99,7 @@ def test_the_service_takes_auto_for_a_photo(server):
         assert png.headers["x-toeangle-verdict"] == "test-mismatch"
 
 
-def test_batch_auto_writes_the_test_each_photo_was_judged_by(tmp_path):
+def test_batch_auto_writes_the_test_each_photo_was_judged_by(tmp_path, capsys):
     folder = tmp_path / "photos"
     folder.mkdir()
     for name in ("held_by_hand_right.jpg", "normal_right_closeup.jpg"):
@@ -110,3 +110,5 @@ def test_batch_auto_writes_the_test_each_photo_was_judged_by(tmp_path):
     assert rows["held_by_hand_right.jpg"].judged_by == "passive_nwb" and rows["held_by_hand_right.jpg"].protocol == "auto"
     assert rows["normal_right_closeup.jpg"].judged_by == "weight_bearing"
     assert all(r.posture_fit == "match" and r.standing is not None for r in rows.values())
+    summary = capsys.readouterr()
+    assert "Test (posture fit): passive_nwb match: 1, weight_bearing match: 1" in summary.out + summary.err
