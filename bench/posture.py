@@ -6,7 +6,8 @@ Renders the training never saw: seeds from training/dataset.py's BENCH_START (1,
 phone size as bench/accuracy.py does, labelled by training/synth.py's ``posture_labels`` (standing,
 heel raised, the toe held / lifted / resting; the toe unlabelled between 25 and 40 degrees and under a
 raised heel). Real photos: bench/real/annotations.json's ``posture`` labels (where the photos are:
-bench/realset.py; the scikit-image non-foot pictures are left out). Each photo is decoded and read by
+bench/realset.py; the scikit-image non-foot pictures are left out). Needs a detector that fills
+Detection.posture (v8 does not: it prints "posture read: 0/N"). Each photo is decoded and read by
 the product's detector once, then judged through the product's own pipeline under the default passive
 test and under ``auto``. A probability of at least 0.5 counts as "yes"; the toe's state is its most
 probable one. Prints each target beside its figure.
