@@ -196,6 +196,42 @@ def test_from_landmarks_matches_the_core(server):
     assert got["measurement"]["uncertainty_deg"] is None  # no sigmas sent: documented as null
 
 
+RELAXED_STANDING = {"standing": 0.97, "heel_raised": 0.02, "toe": {"held": 0.02, "lifted": 0.03, "resting": 0.95}}
+LIFTED_STANDING = {"standing": 0.97, "heel_raised": 0.02, "toe": {"held": 0.02, "lifted": 0.93, "resting": 0.05}}
+
+
+def test_from_landmarks_with_the_photos_posture_keeps_the_test_check_and_auto(server):
+    points = {"heel": [412, 880], "first_metatarsal": [905, 700], "first_mtp": [1240, 640], "hallux_ip": [1420, 520]}
+    body = {"landmarks": {k: {"x": x, "y": y} for k, (x, y) in points.items()}, "posture": RELAXED_STANDING}
+    got = httpx.post(server.url + "/v1/measurements/from-landmarks", json=body).json()
+    assert got["verdict"]["label"] == "test-mismatch" and got["verdict"]["protocol"] == "passive_nwb"
+    assert got["verdict"]["suggested_protocol"] == "weight_bearing" and got["verdict"]["suggested_normal_min_deg"] == 25
+    assert got["measurement"]["angle_deg"] > 0 and got["routine"] is None
+    assert got["posture"]["fit"] == "mismatch" and "relaxed standing foot" in got["verdict"]["summary"]
+    auto = httpx.post(server.url + "/v1/measurements/from-landmarks",
+                      json={**body, "posture": LIFTED_STANDING, "options": {"protocol": "auto"}}).json()
+    assert auto["verdict"]["protocol"] == "weight_bearing" and auto["verdict"]["label"] in ("normal", "restricted")
+    assert auto["options"]["protocol"] == "auto" and auto["posture"]["tests"]["weight_bearing"] > 0.8
+    assert "picked from the photo" in auto["verdict"]["summary"]
+    plain = httpx.post(server.url + "/v1/measurements/from-landmarks", json={"landmarks": body["landmarks"]}).json()
+    assert plain["posture"] is None and plain["verdict"]["label"] == "restricted"  # no posture: as before
+
+
+def test_from_landmarks_refuses_auto_without_a_posture(server):
+    body = {"landmarks": {"heel": [412, 880], "first_metatarsal": [905, 700], "first_mtp": [1240, 640],
+                          "hallux_ip": [1420, 520]}, "options": {"protocol": "auto"}}
+    problem = assert_problem(httpx.post(server.url + "/v1/measurements/from-landmarks", json=body), 422,
+                             "unprocessable")
+    assert "posture" in problem["detail"]
+
+
+def test_the_photo_form_takes_protocol_auto(server, marker_photo):
+    """A photo without a posture (skin markers) under auto is judged by the default test, and says so."""
+    got = post_photo(server.url, marker_photo[0], fields={"protocol": "auto"}).json()
+    assert got["status"] == "ok" and got["options"]["protocol"] == "auto" and got["posture"] is None
+    assert got["verdict"]["protocol"] == "passive_nwb" and "gives no posture" in got["verdict"]["summary"]
+
+
 def test_from_landmarks_has_an_uncertainty_when_the_sigmas_come_back(server):
     points = {"heel": [412, 880], "first_metatarsal": [905, 700], "first_mtp": [1240, 640], "hallux_ip": [1420, 520]}
     sigmas = {"heel": None, "first_metatarsal": 2.0, "first_mtp": 1.5, "hallux_ip": 1.8}
@@ -277,11 +313,14 @@ def test_openapi_shares_one_component_per_concept_and_declares_headers(server):
     text = json.dumps(spec)
     assert '"enum": ["passive_nwb"' not in text.replace(json.dumps(schemas["Protocol"]), "")  # no second copy
     form = spec["paths"]["/v1/measurements"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
-    assert form["properties"]["protocol"]["$ref"] == "#/components/schemas/Protocol"
+    assert form["properties"]["protocol"]["$ref"] == "#/components/schemas/ProtocolChoice"  # a test, or auto
+    assert schemas["ProtocolChoice"]["anyOf"] == [{"$ref": "#/components/schemas/Protocol"},
+                                                  {"type": "string", "const": "auto"}]
     assert form["properties"]["side"]["$ref"] == "#/components/schemas/Side"
     assert form["properties"]["other_foot_angle"]["deprecated"] is True and "other_foot_angle_deg" in form["properties"]
     assert schemas["ProtocolInfo"]["properties"]["name"]["$ref"] == "#/components/schemas/Protocol"
-    assert schemas["MeasureOptions"]["properties"]["protocol"]["$ref"] == "#/components/schemas/Protocol"
+    assert schemas["MeasureOptions"]["properties"]["protocol"]["$ref"] == "#/components/schemas/ProtocolChoice"
+    assert schemas["Verdict"]["properties"]["protocol"]["$ref"] == "#/components/schemas/Protocol"
     body = spec["paths"]["/v1/measurements/from-landmarks"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"]["$ref"] == "#/components/schemas/FromLandmarks"
     assert set(spec["components"]["headers"]) >= {"X-Request-ID", "Retry-After", "X-Toeangle-Angle"}

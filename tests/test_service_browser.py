@@ -193,7 +193,7 @@ def test_measure_drag_a_point_by_touch_and_match_the_api(phone, server, shots):
     no_overflow(page)
     assert axe_violations(page) == []
     page.screenshot(path=str(shots / "phone-1-start.png"), full_page=True)
-    first = measure(page, SAMPLES / "restricted_right_leg.jpg")
+    first = measure(page, SAMPLES / "held_by_hand_right.jpg")  # the passive test: a hand pushes the toe back
     assert first["status"] == "ok" and first.get("overlay_png_base64") is None  # the page draws the points itself
     before = shown_angle(page)
     assert before == pytest.approx(first["measurement"]["angle_deg"], abs=0.05)
@@ -243,6 +243,36 @@ def test_measure_drag_a_point_by_touch_and_match_the_api(phone, server, shots):
     assert history[0]["angle_deg"] == pytest.approx(first["measurement"]["angle_deg"], abs=0.02)
     assert set(history[0]) == {"id", "date", "angle_deg", "foot", "protocol"}  # no photo, no points
     assert page.locator("#charts .chart svg circle").count() == 1
+
+
+def test_a_photo_of_another_test_says_so_and_switches_in_one_tap(phone, server, shots):
+    """Issue 22 on the page: a standing foot with the toe lifted (the weight-bearing test) under the passive
+    test. Needs the keypoint model's posture head."""
+    page = phone
+    page.select_option("#protocol", "passive_nwb")
+    first = measure(page, SAMPLES / "normal_right_closeup.jpg")
+    assert first["status"] == "ok" and first["posture"] is not None, "the model reads no posture"
+    assert first["verdict"]["label"] == "test-mismatch" and first["verdict"]["suggested_protocol"] == "weight_bearing"
+    assert page.locator("#verdict").text_content() == "test-mismatch" and page.is_hidden("#routine")
+    assert page.is_visible("#test-check") and page.text_content("#test-seen") == first["posture"]["advice"]
+    assert "standing" in page.text_content("#test-seen")
+    assert "weight-bearing" in page.text_content("#switch-test") and "25" in page.text_content("#switch-test")
+    no_overflow(page)
+    assert axe_violations(page) == []
+    page.screenshot(path=str(shots / "phone-test-mismatch.png"), full_page=True)
+    assert page.evaluate("localStorage.getItem('toeangle.history.v1')") is None  # not a reading of the test
+
+    request, answer = rescored(page, lambda: page.click("#switch-test"))  # one tap
+    assert request["options"]["protocol"] == "weight_bearing"
+    assert request["posture"] == {k: first["posture"][k] for k in ("standing", "heel_raised", "toe")}
+    assert answer["verdict"]["protocol"] == "weight_bearing" and answer["verdict"]["label"] != "test-mismatch"
+    assert page.input_value("#protocol") == "weight_bearing" and page.is_hidden("#test-check")
+    assert page.is_visible("#routine")
+
+    request, answer = rescored(page, lambda: page.select_option("#protocol", "auto"))
+    assert request["options"]["protocol"] == "auto" and answer["verdict"]["protocol"] == "weight_bearing"
+    assert page.text_content("#test-seen").startswith("Test read from the photo")
+    page.screenshot(path=str(shots / "phone-auto.png"), full_page=True)
 
 
 def test_refused_photo_place_the_points_yourself(sized, server, shots):
@@ -343,17 +373,19 @@ def test_no_horizontal_overflow_on_small_phones(browser, server, width):
 
 def test_history_csv_and_clear(desktop, server, tmp_path):
     page = desktop
+    # each photo shows the test it is measured for (a test mismatch is not kept)
     page.select_option("#side", "left")
-    measure(page, SAMPLES / "normal_left_closeup.jpg")
     page.select_option("#protocol", "active_nwb")
+    measure(page, SAMPLES / "normal_left_closeup.jpg")  # off the floor, the toe lifted by the person
+    page.select_option("#protocol", "passive_nwb")
     page.select_option("#side", "right")
-    measure(page, SAMPLES / "restricted_right_closeup.jpg")
+    measure(page, SAMPLES / "held_by_hand_right.jpg")  # a hand pushes the toe back
     assert page.locator("#charts .chart").count() == 2  # one chart per foot
     with page.expect_download() as download:
         page.click("#export")
     lines = Path(download.value.path()).read_text().splitlines()
     assert lines[0] == "date,foot,protocol,angle_deg"
-    assert [line.split(",")[1:3] for line in lines[1:]] == [["left", "passive_nwb"], ["right", "active_nwb"]]
+    assert [line.split(",")[1:3] for line in lines[1:]] == [["left", "active_nwb"], ["right", "passive_nwb"]]
     page.click("#clear")
     page.click("#clear-yes")
     assert page.evaluate("localStorage.getItem('toeangle.history.v1')") is None

@@ -68,7 +68,8 @@ def test_a_generated_client_measures_and_rescores_dragged_points(client_package,
     def photo(path: Path) -> File:
         return File(payload=BytesIO(path.read_bytes()), file_name="photo", mime_type="image/jpeg")
 
-    # one enum per concept, shared by the form, the options and the protocols list
+    # one enum per concept, shared by the form, the options, the verdict and the protocols list (the form and
+    # the options also take "auto": Protocol | Literal["auto"])
     assert {p.value for p in Protocol} == {"passive_nwb", "active_nwb", "weight_bearing", "heel_raise", "walking",
                                            "running"}
     response = measurements_create.sync_detailed(client=client, body=MeasurementsCreateBody(
@@ -77,6 +78,7 @@ def test_a_generated_client_measures_and_rescores_dragged_points(client_package,
     assert isinstance(first, MeasurementResponse) and first.status == MeasurementResponseStatus.OK
     assert response.headers["X-Request-ID"] == first.request_id
     assert first.options.protocol is Protocol.PASSIVE_NWB and first.options.side is Side.RIGHT
+    assert first.verdict.protocol is Protocol.PASSIVE_NWB
     assert first.landmarks.hallux_ip.x == round(first.landmarks.hallux_ip.x, 2)  # 0.01 px
 
     # the user drags the toe joint up by 40 px; the app sends the points back with the photo's

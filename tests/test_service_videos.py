@@ -66,3 +66,5 @@ def test_bad_clips_are_problems_not_500s(video_server, tmp_path):
     assert_problem(post_clip(url, good + bytes(1024 * 1024)), 413, "upload-too-large")
     assert_problem(httpx.post(url + "/v1/videos", files={"photo": ("a.mp4", b"x")}, timeout=30), 422, "missing-video")
     assert_problem(post_clip(url, good, fields={"protocol": "dancing"}), 422, "invalid-request")
+    auto = assert_problem(post_clip(url, good, fields={"protocol": "auto"}), 422, "unprocessable")
+    assert "clip needs its movement named" in auto["detail"]  # auto reads a photo's posture, not a clip's movement

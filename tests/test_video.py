@@ -13,11 +13,15 @@ import pytest
 from conftest import mp4
 
 from toeangle.cli import main
-from toeangle.errors import CorruptVideoError, UnsupportedVideoError, VideoTooLargeError
+from toeangle.detectors import ManualPoints
+from toeangle.errors import CorruptVideoError, OptionsError, UnsupportedVideoError, VideoTooLargeError
+from toeangle.pipeline import Measurer
 from toeangle.schema import Detection, FrameReading, Landmarks, MeasureOptions, Point, Quality, Reason
+from toeangle.settings import Settings
 from toeangle.video.clip import Clip, ClipLimits, Frame
 from toeangle.video.curve import smooth
 from toeangle.video.movement import find_movement, heel_off_mask
+from toeangle.video.pipeline import VideoMeasurer
 from toeangle.video.track import Tracker
 
 
@@ -286,6 +290,15 @@ def test_cli_bad_clips_exit_2_with_a_clear_message(tmp_path, capsys, content, me
     path.write_bytes(content)
     assert main(["video", str(path)]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_protocol_auto_is_refused_for_clips_before_decoding(tmp_path):
+    """auto reads a photo's posture; a clip names its movement (the service answers it with a 422)."""
+    measurer = VideoMeasurer(Measurer(Settings(), detector=ManualPoints(Landmarks())))
+    with pytest.raises(OptionsError, match="clip needs its movement named"):
+        measurer.measure_clip(b"not even a clip", MeasureOptions(protocol="auto"))
+    with pytest.raises(SystemExit):  # not among the CLI's choices
+        main(["video", str(tmp_path / "clip.mp4"), "--protocol", "auto"])
 
 
 def test_cli_measures_a_rendered_heel_raise_and_writes_plot_key_frame_and_clip(rendered_heel_raise, tmp_path, capsys):

@@ -16,7 +16,17 @@ from .decode import encode_png
 from .errors import ToeangleError
 from .overlay import draw_overlay
 from .pipeline import Measurer
-from .schema import Landmarks, MeasurementResult, MeasureOptions, Protocol, Routine, Verdict, VideoResult
+from .schema import (
+    DEFAULT_PROTOCOL,
+    PROTOCOL_CHOICES,
+    Landmarks,
+    MeasurementResult,
+    MeasureOptions,
+    Protocol,
+    Routine,
+    Verdict,
+    VideoResult,
+)
 
 
 def _points(value: str) -> Landmarks:
@@ -32,6 +42,7 @@ def format_result(result: MeasurementResult) -> str:
     lines = []
     if result.status != "ok":
         lines.append("Unmeasurable: " + "; ".join(result.reasons))
+        lines += _posture_lines(result)
         return "\n".join(lines)
     m, v, r = result.measurement, result.verdict, result.routine
     spread = f" +/- {m.uncertainty_deg:.1f}" if m.uncertainty_deg is not None else ""
@@ -40,19 +51,24 @@ def format_result(result: MeasurementResult) -> str:
         lines.append(f"  between the drawn points {m.angle_2d_deg:.1f} deg, corrected by {m.view_correction.degrees:+.1f} "
                      "for the camera's view of the foot")
     lines += [f"  note: {note}" for note in m.notes]
-    lines += _verdict_lines(v, r)
+    lines += _verdict_lines(v, r, _posture_lines(result, advice=False))  # the verdict's summary carries the advice
     lines.append(f"Landmarks from: {result.detector}")
     return "\n".join(lines)
 
 
-def _verdict_lines(v: Verdict, r: Routine) -> list[str]:
+def _verdict_lines(v: Verdict, r: Routine | None, posture: list[str] | None = None) -> list[str]:
+    """The verdict, the photo's posture lines under its summary, and the routine (none on a test mismatch)."""
     grade = f", {v.grade.system} grade {v.grade.grade}: {v.grade.description}" if v.grade else ""
-    lines = [f"Verdict: {v.label}{grade}", f"  {v.summary}", f"Routine ({r.severity}):"]
-    lines += [f"  {i}. {e.name}: {e.dose}. {e.how}" for i, e in enumerate(r.exercises, 1)]
-    lines.append(f"  {r.advice}")
-    if r.see_clinician:
-        lines.append("  Please see a clinician.")
-    lines.append(f"  ({r.disclaimer})")
+    suggested = f" (suggested test: {v.suggested_protocol}, normal from {v.suggested_normal_min_deg:.0f} deg)" \
+        if v.suggested_protocol else ""
+    lines = [f"Verdict: {v.label}{grade}{suggested}", f"  {v.summary}", *(posture or [])]
+    if r is not None:
+        lines.append(f"Routine ({r.severity}):")
+        lines += [f"  {i}. {e.name}: {e.dose}. {e.how}" for i, e in enumerate(r.exercises, 1)]
+        lines.append(f"  {r.advice}")
+        if r.see_clinician:
+            lines.append("  Please see a clinician.")
+        lines.append(f"  ({r.disclaimer})")
     return lines
 
 
@@ -78,6 +94,20 @@ def format_video_result(result: VideoResult) -> str:
     lines += _verdict_lines(result.verdict, result.routine)
     lines.append(f"Landmarks from: {result.detector}")
     return "\n".join(lines)
+
+
+def _posture_lines(result: MeasurementResult, advice: bool = True) -> list[str]:
+    """What the photo shows and how sure, when the detector read its posture."""
+    p = result.posture
+    if p is None:
+        return []
+    toe = ", ".join(f"{state} {prob:.0%}" for state, prob in p.toe.items())
+    lines = [f"Posture: {p.seen} (standing {p.standing:.0%}, heel raised {p.heel_raised:.0%}; toe {toe}); "
+             f"{p.fit} with the {p.protocol} test ({p.tests[p.protocol]:.0%})"
+             + (f"; suggested test: {p.suggested_protocol}" if p.suggested_protocol else "")]
+    if advice and p.advice:
+        lines.append(f"  {p.advice}")
+    return lines
 
 
 def cmd_measure(args: argparse.Namespace) -> int:
@@ -131,8 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     measure = sub.add_parser("measure", help="measure one photo")
     measure.add_argument("photo", type=Path, help="JPEG, PNG, WebP or HEIC; side-on view of the inner foot")
-    measure.add_argument("--protocol", choices=get_args(Protocol.__value__), default="passive_nwb",
-                         help="how the toe was bent when the photo was taken (default: passive_nwb)")
+    measure.add_argument("--protocol", choices=PROTOCOL_CHOICES, default=DEFAULT_PROTOCOL,
+                         help="how the toe was bent when the photo was taken, or auto: read from the photo's "
+                              f"posture (default: {DEFAULT_PROTOCOL})")
     measure.add_argument("--points", type=_points, help='landmarks as JSON (or a JSON file): {"heel": [x, y], ...}')
     measure.add_argument("--side", choices=["left", "right"])
     measure.add_argument("--other-foot-angle", type=float, help="the other foot's angle, for the side-to-side loss")

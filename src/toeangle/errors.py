@@ -39,3 +39,7 @@ class CorruptVideoError(VideoDecodeError):
 
 class VideoTooLargeError(VideoDecodeError):
     """Longer, or more pixels to decode, than the configured limits (refused before or while decoding)."""
+
+
+class OptionsError(ToeangleError):
+    """Options that cannot apply to the input (e.g. protocol auto for points without a photo)."""

@@ -17,6 +17,7 @@ VERDICT_COLOURS = {  # RGB
     "normal": (46, 160, 67),
     "borderline": (230, 160, 20),
     "restricted": (215, 48, 39),
+    "test-mismatch": (150, 90, 220),
     None: (120, 120, 120),
 }
 AXIS_COLOUR = (255, 255, 255)
@@ -79,11 +80,31 @@ def draw_overlay(image: DecodedImage, result: MeasurementResult) -> np.ndarray:
         headline += f"  {result.verdict.label}"
         if result.verdict.grade is not None:
             headline += f" (grade {result.verdict.grade.grade})"
+        if result.options.protocol == "auto":
+            headline += f" [{result.verdict.protocol}, auto]"
     else:
         headline = "unmeasurable: " + "; ".join(result.reasons)
-    for i, line in enumerate(_wrap(headline, canvas.shape[1] - int(24 * unit), 0.8 * unit)):
+    lines = _wrap(headline, canvas.shape[1] - int(24 * unit), 0.8 * unit)
+    for i, line in enumerate(lines):
         draw_label(canvas, line, (int(12 * unit), int((36 + 34 * i) * unit)), 0.8 * unit, colour)
+    banner = posture_banner(result)
+    if banner:
+        top = 36 + 34 * len(lines) + 8
+        for i, line in enumerate(_wrap(banner, canvas.shape[1] - int(24 * unit), 0.65 * unit)):
+            draw_label(canvas, line, (int(12 * unit), int((top + 28 * i) * unit)), 0.65 * unit,
+                       VERDICT_COLOURS["test-mismatch"])
     return canvas
+
+
+def posture_banner(result: MeasurementResult) -> str | None:
+    """One short line under the headline when the photo may not show the test it is judged by."""
+    p = result.posture
+    if p is None or p.fit == "match":
+        return None
+    text = f"photo shows {p.seen}: {'not' if p.fit == 'mismatch' else 'perhaps not'} the {p.protocol} test"
+    if p.suggested_protocol is not None:
+        text += f"; suggested: {p.suggested_protocol}"
+    return text
 
 
 def _wrap(text: str, width_px: int, scale: float) -> list[str]:

@@ -10,9 +10,19 @@ from .clinical import ClinicalRules, load_rules
 from .decode import DecodedImage, decode_image
 from .detectors import LandmarkDetector, ManualPoints, build_detector
 from .detectors.manual import check_inside
-from .errors import LandmarkError
+from .errors import LandmarkError, OptionsError
+from .posture import assess as assess_posture
 from .routine import prescribe
-from .schema import Detection, ImageInfo, Landmarks, MeasurementResult, MeasureOptions, Quality, ViewCorrection
+from .schema import (
+    Detection,
+    ImageInfo,
+    Landmarks,
+    MeasurementResult,
+    MeasureOptions,
+    Posture,
+    Quality,
+    ViewCorrection,
+)
 from .settings import Settings, get_settings
 from .verdict import judge
 
@@ -57,26 +67,39 @@ class Measurer:
         return Outcome(result=result, image=image)
 
     def measure_landmarks(self, landmarks: Landmarks, options: MeasureOptions | None = None,
-                          image: ImageInfo | None = None,
-                          view_correction: ViewCorrection | None = None) -> MeasurementResult:
+                          image: ImageInfo | None = None, view_correction: ViewCorrection | None = None,
+                          posture: Posture | None = None) -> MeasurementResult:
         """The same answer from points alone (the phone app's corrected landmarks).
 
-        ``view_correction`` is the one the photo's first answer carried: points dragged on the
-        same photo keep the same perspective, but not the model's own points' errors, so its
-        moved-points part applies. Points outside the stated image are a LandmarkError.
+        ``view_correction`` and ``posture`` are the ones the photo's first answer carried: points
+        dragged on the same photo keep the same perspective, but not the model's own points' errors,
+        so its moved-points part applies; the posture keeps the check of the test (and `auto`'s pick).
+        Points outside the stated image are a LandmarkError; `auto` without a posture an OptionsError.
         """
+        options = options or MeasureOptions()
+        if options.protocol == "auto" and posture is None:
+            raise OptionsError("protocol auto reads the test from the photo's posture: send back the photo's "
+                               "posture (standing, heel_raised, toe), or the protocol its answer was judged by")
         if image is not None:
             check_inside(landmarks, image.width, image.height)
         correction = None if view_correction is None else view_correction.for_moved_points()
         detection = Detection(landmarks=landmarks, detector="manual", quality=Quality.ok(),
-                              view_correction=correction)
-        return self.assess(detection, options or MeasureOptions(), image, {}, strict=True)
+                              view_correction=correction, posture=posture)
+        return self.assess(detection, options, image, {}, strict=True)
 
     def assess(self, detection: Detection, options: MeasureOptions, image: ImageInfo | None,
                timings: dict[str, float], strict: bool) -> MeasurementResult:
-        """Landmarks -> angle -> verdict + routine; ``strict`` raises on unusable points instead of refusing."""
+        """Landmarks -> angle -> verdict + routine; ``strict`` raises on unusable points instead of refusing.
+
+        The photo's posture (when the detector read one) is reported even when the photo is refused: it
+        still tells the user which test the photo shows (unless it shows no foot). A test mismatch gets
+        no routine: the angle of another test says nothing about what the toe needs.
+        """
         started = time.perf_counter()
-        base = dict(image=image, detector=detection.detector, landmarks=detection.landmarks, options=options)
+        read = detection.posture is not None and "no_foot" not in detection.quality.reason_codes
+        posture = assess_posture(detection.posture, options.protocol, self.rules) if read else None
+        base = dict(image=image, detector=detection.detector, landmarks=detection.landmarks, options=options,
+                    posture=posture)
         if detection.quality.status != "ok":
             return MeasurementResult(status="unmeasurable", reasons=detection.quality.reasons,
                                      reason_codes=detection.quality.reason_codes, **base, timings_ms=_rounded(timings))
@@ -87,8 +110,8 @@ class Measurer:
                 raise
             return MeasurementResult(status="unmeasurable", reasons=(str(exc),), reason_codes=("unusable_landmarks",),
                                      **base, timings_ms=_rounded(timings))
-        verdict = judge(measurement.angle_deg, options, self.rules, measurement.uncertainty_deg)
-        routine = prescribe(verdict, self.rules, pain=options.pain)
+        verdict = judge(measurement.angle_deg, options, self.rules, measurement.uncertainty_deg, posture)
+        routine = None if verdict.label == "test-mismatch" else prescribe(verdict, self.rules, pain=options.pain)
         timings["assess_ms"] = (time.perf_counter() - started) * 1e3
         return MeasurementResult(status="ok", **base, measurement=measurement, verdict=verdict, routine=routine,
                                  timings_ms=_rounded(timings))

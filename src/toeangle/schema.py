@@ -6,9 +6,19 @@ right and y down, so that a phone app can draw them on the picture it holds.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, NamedTuple
+from typing import Annotated, Literal, NamedTuple, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_serializer,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 from typing_extensions import TypeAliasType
 
 LANDMARK_NAMES: tuple[str, ...] = ("heel", "first_metatarsal", "first_mtp", "hallux_ip", "hallux_tip")
@@ -20,7 +30,28 @@ Protocol = TypeAliasType("Protocol", Literal["passive_nwb", "active_nwb", "weigh
                                              "running"])
 """The test position: how the toe was bent when the photo was taken, or the movement a clip shows
 (walking and running: clips only, the angle at push-off) (GET /v1/protocols)."""
+DEFAULT_PROTOCOL = "passive_nwb"
+"""The test a photo is judged by when nothing says otherwise (the reference's default)."""
+PROTOCOL_CHOICES: tuple[str, ...] = (*get_args(Protocol.__value__), "auto")
+
+
+def _one_protocol_error(value: object, handler: ValidatorFunctionWrapHandler) -> object:
+    """One error naming every choice, not one per member of the union."""
+    try:
+        return handler(value)
+    except ValidationError:
+        raise PydanticCustomError("literal_error", "Input should be {expected}",
+                                  {"expected": ", ".join(f"'{c}'" for c in PROTOCOL_CHOICES)}) from None
+
+
+ProtocolChoice = TypeAliasType("ProtocolChoice", Annotated[
+    Union[Protocol, Literal["auto"]], WrapValidator(_one_protocol_error)])  # noqa: UP007 (a named union)
+"""What a user asks for: a test position, or `auto`: the one the photo's posture shows (photos only; the
+OpenAPI document refers to Protocol for the tests rather than repeating them)."""
 Side = TypeAliasType("Side", Literal["left", "right"])
+TOE_STATES: tuple[str, ...] = ("held", "lifted", "resting")
+"""The toe pushed back by a hand or an object (a passive test), lifted by the person (active), or resting."""
+ToeState = TypeAliasType("ToeState", Literal[TOE_STATES])  # type: ignore[valid-type]
 
 REASON_CODES: dict[str, str] = {
     "no_foot": "no foot found in the photo",
@@ -181,10 +212,17 @@ class Grade(_Frozen):
     basis: Literal["angle", "side_to_side_loss", "angle_and_pain"]
 
 
+VerdictLabel = TypeAliasType("VerdictLabel", Literal["normal", "restricted", "borderline", "test-mismatch"])
+"""`test-mismatch`: the photo's posture is not the test it is judged by (the summary says what it shows)."""
+
+
 class Verdict(_Frozen):
-    protocol: Protocol
-    label: Literal["normal", "restricted", "borderline"]
+    protocol: Protocol = Field(description="The test judged by: the one asked for, or the one `auto` picked")
+    label: VerdictLabel
     normal_min_deg: float = Field(description="The protocol's normal threshold")
+    suggested_protocol: Protocol | None = Field(
+        default=None, description="With `test-mismatch`: the test the photo's posture fits, when one does")
+    suggested_normal_min_deg: float | None = Field(default=None, description="That test's normal threshold")
     grade: Grade | None = None
     side_to_side_loss_pct: float | None = Field(
         default=None, description="How much less this toe bends than the other foot's, in percent",
@@ -225,6 +263,43 @@ class Quality(_Frozen):
                    reason_codes=tuple(r.code for r in reasons))
 
 
+class Posture(_Frozen):
+    """What the photo shows the foot doing, as probabilities read from the photo (the keypoint model's
+    stage 1): whether it stands with weight on it, whether its heel is raised, and the toe's state."""
+
+    standing: float = Field(ge=0.0, le=1.0, allow_inf_nan=False,
+                            description="Probability that the foot stands on a floor, weight on it")
+    heel_raised: float = Field(ge=0.0, le=1.0, allow_inf_nan=False,
+                               description="Probability that the heel is raised off the floor")
+    toe: dict[ToeState, Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]] = Field(
+        description="Probability of each toe state; they sum to 1")
+
+    @model_validator(mode="after")
+    def _toe_states_sum_to_one(self) -> Posture:
+        """Every state, once, summing to 1 (to 0.01: answers may carry rounded values back)."""
+        if set(self.toe) != set(TOE_STATES) or abs(sum(self.toe.values()) - 1.0) > 0.01:
+            raise ValueError(f"toe needs a probability for each of {', '.join(TOE_STATES)}, summing to 1")
+        return self
+
+
+PostureFit = TypeAliasType("PostureFit", Literal["match", "unsure", "mismatch"])
+"""How the photo's posture fits the test it is judged by (posture.py's thresholds)."""
+
+
+class PostureReport(Posture):
+    """The photo's posture (the model's probabilities) read against the test: the answer's `posture`."""
+
+    seen: str = Field(description="What the photo shows, in words, e.g. 'a relaxed standing foot, big toe resting'")
+    tests: dict[Protocol, float] = Field(description="Probability that the photo shows each test's posture (the four "
+                                                     "photo tests; walking and running are clips' movements)")
+    protocol: Protocol = Field(description="The test compared with: the one asked for, or the one `auto` picked")
+    fit: PostureFit = Field(description="`match`: the photo shows that test; `mismatch`: it shows something else "
+                                        "(the verdict is then `test-mismatch`); `unsure`: cannot tell")
+    suggested_protocol: Protocol | None = Field(default=None, description="On a mismatch, the test the photo fits")
+    advice: str | None = Field(default=None, description="On a mismatch or when unsure: what the photo shows and "
+                                                         "what to do, for a person to read")
+
+
 class Detection(_Frozen):
     """What a landmark detector found in one photo."""
 
@@ -232,12 +307,15 @@ class Detection(_Frozen):
     detector: str = Field(description="Which detector path produced the landmarks")
     quality: Quality
     view_correction: ViewCorrection | None = None
+    posture: Posture | None = Field(default=None, description="Read by the keypoint model; None from other detectors")
 
 
 class MeasureOptions(_Frozen):
     """What the user tells us besides the photo."""
 
-    protocol: Protocol = "passive_nwb"
+    protocol: ProtocolChoice = Field(default=DEFAULT_PROTOCOL, description=(
+        "The test position, or `auto`: picked from the photo's posture (`passive_nwb` for a photo that gives none, "
+        "e.g. skin markers; from-landmarks takes `auto` only with the photo's posture sent back)"))
     side: Side | None = None
     other_foot_angle_deg: float | None = Field(
         default=None, ge=-90, le=180, allow_inf_nan=False,
@@ -258,7 +336,10 @@ class MeasurementResult(_Frozen):
     landmarks: Landmarks
     measurement: Measurement | None = None
     verdict: Verdict | None = None
-    routine: Routine | None = None
+    routine: Routine | None = Field(default=None, description="None when unmeasurable or `test-mismatch`")
+    posture: PostureReport | None = Field(
+        default=None, description="The photo's posture against the test; read by the keypoint model only, so None "
+                                  "for skin markers, given points and from-landmarks")
     options: MeasureOptions
     timings_ms: dict[str, float] = Field(default_factory=dict)
 

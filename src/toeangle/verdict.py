@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from .clinical import ClinicalRules
-from .schema import Grade, MeasureOptions, Verdict
+from .posture import MATCH_MIN, protocol_for
+from .schema import Grade, MeasureOptions, PostureReport, Verdict
 
 
 def side_to_side_loss_pct(angle_deg: float, other_foot_angle_deg: float | None) -> float | None:
@@ -28,18 +29,24 @@ def _grade(rules: ClinicalRules, angle_deg: float, normal_min: float, loss_pct: 
 
 
 def judge(angle_deg: float, options: MeasureOptions, rules: ClinicalRules,
-          uncertainty_deg: float | None = None) -> Verdict:
+          uncertainty_deg: float | None = None, posture: PostureReport | None = None) -> Verdict:
     """Compare the angle with the protocol's normal threshold.
 
     "borderline" when the uncertainty interval straddles the threshold: the photo cannot
-    tell normal from restricted, and saying so beats a coin flip.
+    tell normal from restricted, and saying so beats a coin flip. "test-mismatch" when the
+    photo's ``posture`` is not the test's: the angle is still compared, but no grade is given,
+    since a threshold of another test says nothing about this photo.
     """
-    rule = rules.protocols[options.protocol]
+    protocol = protocol_for(options.protocol, posture)
+    rule = rules.protocols[protocol]
     threshold = rule.normal_min_deg
     loss = side_to_side_loss_pct(angle_deg, options.other_foot_angle_deg)
-    grade = _grade(rules, angle_deg, threshold, loss, options.pain) if rule.graded else None
+    mismatch = posture is not None and posture.fit == "mismatch"
+    grade = _grade(rules, angle_deg, threshold, loss, options.pain) if rule.graded and not mismatch else None
 
-    if uncertainty_deg is not None and abs(angle_deg - threshold) < uncertainty_deg:
+    if mismatch:
+        label = "test-mismatch"
+    elif uncertainty_deg is not None and abs(angle_deg - threshold) < uncertainty_deg:
         label = "borderline"
     elif angle_deg < threshold or grade is not None:
         label = "restricted"
@@ -54,5 +61,21 @@ def judge(angle_deg: float, options: MeasureOptions, rules: ClinicalRules,
         summary += f"; {loss:.0f}% less than the other foot"
     if grade is not None:
         summary += f"; {grade.system} grade {grade.grade}"
-    return Verdict(protocol=options.protocol, label=label, normal_min_deg=threshold, grade=grade,
-                   side_to_side_loss_pct=None if loss is None else round(loss, 1), summary=summary + ".")
+    summary += "."
+    if options.protocol == "auto":
+        summary = (f"Judged by the {rule.title.lower()} test, picked from the photo "
+                   f"({posture.tests[protocol]:.0%} sure). " if posture is not None else
+                   f"Judged by the {rule.title.lower()} test: protocol auto, but this photo gives no posture. ") + summary
+    suggested = posture.suggested_protocol if mismatch else None
+    if posture is not None and posture.advice:
+        summary = f"{posture.advice} {summary}"
+        if suggested is not None and posture.tests[suggested] >= MATCH_MIN:
+            other = rules.protocols[suggested].normal_min_deg
+            summary += f" By the {rules.protocols[suggested].title.lower()} test it would be " \
+                       f"{'normal' if angle_deg >= other else 'restricted'} (normal from {other:.0f} deg)."
+    if mismatch and options.pain:  # no routine carries it on a mismatch
+        summary += f" {rules.advice['pain']}"
+    return Verdict(protocol=protocol, label=label, normal_min_deg=threshold, grade=grade,
+                   suggested_protocol=suggested,
+                   suggested_normal_min_deg=None if suggested is None else rules.protocols[suggested].normal_min_deg,
+                   side_to_side_loss_pct=None if loss is None else round(loss, 1), summary=summary)

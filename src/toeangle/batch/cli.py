@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import get_args
 
-from ..schema import MeasureOptions, Protocol
+from ..schema import DEFAULT_PROTOCOL, PROTOCOL_CHOICES, MeasureOptions, Protocol
 from ..settings import Settings
 
 
@@ -45,8 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                               "2 usage, 130 interrupted (rerun with --resume). See docs/batch.md.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="folders, files or globs ('photos/**/*.jpg')")
     p.add_argument("--out", type=Path, required=True, help="results file: .csv or .jsonl")
-    p.add_argument("--protocol", choices=get_args(Protocol.__value__), default="passive_nwb",
-                   help="how the toes were bent in these photos (default: passive_nwb)")
+    p.add_argument("--protocol", choices=PROTOCOL_CHOICES, default=DEFAULT_PROTOCOL,
+                   help="how the toes were bent in these photos, or auto: read from each photo's posture "
+                        f"(default: {DEFAULT_PROTOCOL})")
     p.add_argument("--clip-protocol", choices=get_args(Protocol.__value__), default="heel_raise",
                    help="what the clips among them show: heel_raise (default: the peak), walking or running (push-off)")
     p.add_argument("--workers", type=int, default=usable_cores(),

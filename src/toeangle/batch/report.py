@@ -44,7 +44,7 @@ class _Angle(NamedTuple):
 
 
 _COLOURS = {k: "#{:02x}{:02x}{:02x}".format(*v) for k, v in VERDICT_COLOURS.items() if k}
-_ORDER = ("normal", "borderline", "restricted")
+_ORDER = ("normal", "borderline", "restricted", "test-mismatch")
 
 
 def subject_from_name(path: str) -> tuple[str, dt.date] | None:
@@ -221,6 +221,7 @@ table.sortable th[data-dir=asc]::after { content: ' \\25B2'; } table.sortable th
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .counts { display: flex; gap: 32px; flex-wrap: wrap; } .trends { display: flex; gap: 16px; flex-wrap: wrap; }
 .v-normal { color: #2ea043; } .v-borderline { color: #b37400; } .v-restricted { color: #d73027; }
+.v-test-mismatch { color: #965adc; }
 .muted { color: #777; font-size: 13px; } img.thumb { display: block; }
 """
 
@@ -246,20 +247,23 @@ def build_report(rows: Iterable[Row] | Callable[[], Iterable[Row]],
     file, holding only a few numbers per photo and the table's rows in memory) or the rows themselves."""
     again = rows if callable(rows) else (lambda listed=list(rows): listed)
     by_status = Counter({k: 0 for k in ("ok", "unmeasurable", "error")})
-    by_verdict = Counter({k: 0 for k in _ORDER})
+    by_verdict = Counter({k: 0 for k in _ORDER if k != "test-mismatch"})  # shown when a photo has it
     by_grade: Counter = Counter()
+    by_test: Counter = Counter()
     measured: dict[str, list[_Angle]] = defaultdict(list)
     people: dict[str, list[tuple[dt.date, float, float | None]]] = defaultdict(list)
     total = 0
     for r in again():
         total += 1
         by_status[r.status] += 1
+        if r.posture_fit:
+            by_test[f"{r.judged_by}: {r.posture_fit}"] += 1
         if r.verdict:
             by_verdict[r.verdict] += 1
             by_grade["none" if r.grade is None else f"grade {r.grade}"] += 1
         if r.angle_deg is None:
             continue
-        measured[r.protocol].append(_Angle(r.angle_deg, r.verdict, r.normal_min_deg))
+        measured[r.judged_by or r.protocol].append(_Angle(r.angle_deg, r.verdict, r.normal_min_deg))
         entry = None
         if subjects is not None:
             entry = subjects.get(r.path) or subjects.get(os.path.abspath(r.path))
@@ -276,6 +280,8 @@ def build_report(rows: Iterable[Row] | Callable[[], Iterable[Row]],
     parts.append(_counts_table("by verdict", by_verdict, "counts-verdict"))
     parts.append(_counts_table("by grade (Coughlin &amp; Shurnas)", Counter(dict(sorted(by_grade.items()))),
                                "counts-grade"))
+    if by_test:
+        parts.append(_counts_table("by test and posture fit", Counter(dict(sorted(by_test.items()))), "counts-test"))
     parts.append("</div>")
 
     parts.append("<h2>Angle distribution</h2>")
@@ -304,6 +310,7 @@ def build_report(rows: Iterable[Row] | Callable[[], Iterable[Row]],
     parts.append(f"<h2>Photos</h2><p class=\"muted\">{note}; click a column to sort.</p>")
     head = ('<tr><th data-type="text">photo</th><th data-type="text">path</th><th data-type="text">status</th>'
             '<th data-type="num">angle (deg)</th><th data-type="text">verdict</th><th data-type="num">grade</th>'
+            '<th data-type="text">test (posture fit)</th>'
             '<th data-type="text">reasons / error</th></tr>')
     body = []
     for r in shown:
@@ -312,6 +319,9 @@ def build_report(rows: Iterable[Row] | Callable[[], Iterable[Row]],
         angle = "" if r.angle_deg is None else f"{r.angle_deg:.1f}"
         angle_value = "" if r.angle_deg is None else repr(r.angle_deg)
         why = html.escape(r.error or "; ".join(r.reasons))
+        test = r.judged_by or ""
+        if r.posture_fit:
+            test += f" ({r.posture_fit}" + (f"; suggested {r.suggested_protocol})" if r.suggested_protocol else ")")
         body.append(
             f'<tr><td data-value="{html.escape(r.path)}">{img}</td>'
             f'<td data-value="{html.escape(r.path)}">{html.escape(r.path)}</td>'
@@ -319,6 +329,7 @@ def build_report(rows: Iterable[Row] | Callable[[], Iterable[Row]],
             f'<td class="num angle" data-value="{angle_value}">{angle}</td>'
             f'<td data-value="{r.verdict or ""}" class="v-{r.verdict or "none"}">{r.verdict or ""}</td>'
             f'<td class="num" data-value="{"" if r.grade is None else r.grade}">{"" if r.grade is None else r.grade}</td>'
+            f'<td data-value="{html.escape(test)}">{html.escape(test)}</td>'
             f'<td data-value="{why}">{why}</td></tr>')
     parts.append(f'<table id="photos" class="sortable"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table>')
 

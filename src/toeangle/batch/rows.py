@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from ..clinical import load_rules
+from ..posture import assess
 from ..schema import (
     LANDMARK_NAMES,
     Grade,
@@ -21,7 +23,10 @@ from ..schema import (
     MeasurementResult,
     MeasureOptions,
     Point,
+    Posture,
+    PostureFit,
     Verdict,
+    VerdictLabel,
     VideoResult,
 )
 from .discover import resume_key
@@ -35,15 +40,21 @@ REASON_SEP = " | "
 LANDMARK_COLUMNS: tuple[str, ...] = tuple(f"{name}_{part}" for name in LANDMARK_NAMES
                                           for part in ("x", "y", "conf", "sigma"))
 """Per landmark: position (original photo pixels), detector confidence 0..1, positional sigma (pixels)."""
+POSTURE_COLUMNS: tuple[str, ...] = (
+    "judged_by", "test_probability", "posture_fit", "suggested_protocol", "standing", "heel_raised",
+    "toe_held", "toe_lifted", "toe_resting")
+"""The test the photo was judged by (the one `auto` picked), how sure the photo shows it, how its posture
+fits it and the test it fits instead; the posture's probabilities. Empty without a posture."""
 CSV_COLUMNS: tuple[str, ...] = (
     "path", "status", "angle_deg", "uncertainty_deg", "angle_2d_deg", "view_correction_deg", "verdict", "grade",
-    "protocol", "normal_min_deg", "phalanx_point", "detector", "reasons", "error", *LANDMARK_COLUMNS,
+    "protocol", "normal_min_deg", *POSTURE_COLUMNS, "phalanx_point", "detector", "reasons", "error", *LANDMARK_COLUMNS,
     "width", "height", "format", "key_frame", "frames", "frames_measured", "size", "mtime_ns", "ms", "cpu_ms",
 )
 """The CSV header, in order; JSONL has the same fields with ``landmarks`` and ``reasons`` nested."""
 
 _INT = {"grade", "width", "height", "key_frame", "frames", "frames_measured", "size", "mtime_ns"}
-_FLOAT = {"angle_deg", "uncertainty_deg", "angle_2d_deg", "view_correction_deg", "normal_min_deg", "ms", "cpu_ms"}
+_FLOAT = {"angle_deg", "uncertainty_deg", "angle_2d_deg", "view_correction_deg", "normal_min_deg", "ms", "cpu_ms",
+          "test_probability", "standing", "heel_raised", "toe_held", "toe_lifted", "toe_resting"}
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -77,10 +88,20 @@ class Row(BaseModel):
     angle_2d_deg: float | None = None
     """The angle between the drawn points; angle_deg adds the view correction to it."""
     view_correction_deg: float | None = None
-    verdict: Literal["normal", "restricted", "borderline"] | None = None
+    verdict: VerdictLabel | None = None
     grade: int | None = None
     protocol: str
+    """The protocol asked for (``auto`` included): what --resume compares."""
     normal_min_deg: float | None = None
+    judged_by: str | None = None
+    test_probability: float | None = None
+    posture_fit: PostureFit | None = None
+    suggested_protocol: str | None = None
+    standing: float | None = None
+    heel_raised: float | None = None
+    toe_held: float | None = None
+    toe_lifted: float | None = None
+    toe_resting: float | None = None
     phalanx_point: str | None = None
     detector: str | None = None
     reasons: tuple[str, ...] = ()
@@ -110,7 +131,7 @@ class Row(BaseModel):
     @classmethod
     def from_result(cls, path: str, size: int, mtime_ns: int, result: MeasurementResult,
                     ms: float | None = None, cpu_ms: float | None = None) -> Row:
-        m, v = result.measurement, result.verdict
+        m, v, p = result.measurement, result.verdict, result.posture
         landmarks = Landmarks(**{
             name: Point(x=round(p.x, 2), y=round(p.y, 2),
                         confidence=None if p.confidence is None else round(p.confidence, 3),
@@ -127,6 +148,12 @@ class Row(BaseModel):
             verdict=None if v is None else v.label,
             grade=None if v is None or v.grade is None else v.grade.grade,
             normal_min_deg=None if v is None else v.normal_min_deg,
+            judged_by=v.protocol if v is not None else None if p is None else p.protocol,
+            test_probability=None if p is None else p.tests[p.protocol], posture_fit=None if p is None else p.fit,
+            suggested_protocol=None if p is None else p.suggested_protocol,
+            standing=None if p is None else p.standing, heel_raised=None if p is None else p.heel_raised,
+            **{f"toe_{state}": None if p is None else round(p.toe.get(state, 0.0), 3)
+               for state in ("held", "lifted", "resting")},
             detector=result.detector, reasons=tuple(_one_line(r) for r in result.reasons), landmarks=landmarks,
             width=None if result.image is None else result.image.width,
             height=None if result.image is None else result.image.height,
@@ -160,20 +187,26 @@ class Row(BaseModel):
                    cpu_ms=None if cpu_ms is None else round(cpu_ms, 2))
 
     def to_result(self) -> MeasurementResult:
-        """A MeasurementResult carrying what the row knows: enough to draw its overlay again."""
-        measurement = verdict = None
+        """A MeasurementResult carrying what the row knows: enough to draw its overlay again (the posture's
+        words come from the packaged rules' titles)."""
+        measurement = verdict = posture = None
         options = MeasureOptions(protocol=self.protocol)  # type: ignore[arg-type]
+        if self.standing is not None and self.heel_raised is not None:
+            read = Posture(standing=self.standing, heel_raised=self.heel_raised,
+                           toe={"held": self.toe_held or 0.0, "lifted": self.toe_lifted or 0.0,
+                                "resting": self.toe_resting or 0.0})
+            posture = assess(read, options.protocol, load_rules())
         if self.status == "ok" and self.angle_deg is not None and self.verdict is not None:
             measurement = Measurement(angle_deg=self.angle_deg, uncertainty_deg=self.uncertainty_deg,
                                       angle_2d_deg=self.angle_2d_deg if self.angle_2d_deg is not None else self.angle_deg,
                                       phalanx_point=self.phalanx_point or "hallux_ip")
             grade = None if self.grade is None else Grade(grade=self.grade, description="", basis="angle")
-            verdict = Verdict(protocol=options.protocol, label=self.verdict, normal_min_deg=self.normal_min_deg or 0.0,
-                              grade=grade, summary="")
+            verdict = Verdict(protocol=self.judged_by or options.protocol, label=self.verdict,  # type: ignore[arg-type]
+                              normal_min_deg=self.normal_min_deg or 0.0, grade=grade, summary="")
         return MeasurementResult(status="ok" if measurement else "unmeasurable",
                                  reasons=self.reasons or ((self.error,) if self.error else ()),
                                  detector=self.detector or "", landmarks=self.landmarks,
-                                 measurement=measurement, verdict=verdict, options=options)
+                                 measurement=measurement, verdict=verdict, posture=posture, options=options)
 
     # -- CSV -----------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from collections import Counter
 
 import numpy as np
 
+from ..errors import OptionsError
 from ..geometry import Z_90
 from ..pipeline import Measurer
 from ..routine import prescribe
@@ -27,6 +28,13 @@ MIN_MEASURED_FRAMES = 5
 """Fewer measured frames than this make no curve."""
 
 
+def check_clip_options(options: MeasureOptions) -> None:
+    """`auto` reads the test from a photo's posture, a still; a clip's movement is named, never read."""
+    if options.protocol == "auto":
+        raise OptionsError("protocol auto reads the test from a photo's posture; a clip needs its movement named: "
+                           "heel_raise (the default), walking or running")
+
+
 class VideoMeasurer:
     def __init__(self, measurer: Measurer | None = None, limits: ClipLimits | None = None, one_crop: bool = True):
         self.measurer = measurer or Measurer()
@@ -40,11 +48,13 @@ class VideoMeasurer:
                      points: Landmarks | None = None) -> VideoResult:
         """Measure a clip; ``points`` are the first frame's landmarks, followed from there.
 
-        Raises VideoDecodeError for bytes that are not a usable clip (or over the limits) and
-        LandmarkError for given points that do not fit its frames; a clip whose foot cannot be
-        read is a result with status "unmeasurable" and every frame's reasons.
+        Raises VideoDecodeError for bytes that are not a usable clip (or over the limits),
+        LandmarkError for given points that do not fit its frames and OptionsError for protocol
+        auto; a clip whose foot cannot be read is a result with status "unmeasurable" and every
+        frame's reasons.
         """
         options = options or MeasureOptions(protocol="heel_raise")
+        check_clip_options(options)
         started = time.perf_counter()
         readings, measurements, detectors, followed = [], [], Counter(), 0
         with Clip(data, self.limits) as clip:

@@ -84,6 +84,12 @@ async function loadProtocols() {
       option.dataset.normal = p.normal_min_deg;
       select.append(option);
     }
+    const auto = document.createElement("option");
+    auto.value = "auto";
+    auto.textContent = "Auto: read the test from the photo";
+    auto.dataset.how = "The test is read from the photo: standing or not, heel raised or not, and the big toe "
+      + "pushed back, lifted or resting. Works on photos the model reads (not skin markers).";
+    select.append(auto);
     select.value = chosen;
     showHow();
   } catch (err) {
@@ -282,7 +288,7 @@ function showClip(body) {
     verdict.textContent = v.label;
     verdict.className = "verdict " + v.label;
     text("clip-summary", v.summary);
-    record({ measurement: { angle_deg: mv.angle_deg }, options: body.options });  // the clip's reading, by its test
+    record({ measurement: { angle_deg: mv.angle_deg }, options: body.options, verdict: v });  // the clip's reading, by its test
   } else {
     text("clip-headline", "No angle");
     verdict.textContent = "This clip cannot be measured";
@@ -337,6 +343,13 @@ async function rescore() {
     if (p.sigma_px != null) landmarks[name].sigma_px = p.sigma_px;
   }
   const body = { landmarks, options: options(), image: state.size };
+  const posture = state.answer.posture;
+  if (posture) {
+    // The photo's posture goes back with the points: the test check (and auto's pick) stays the photo's.
+    body.posture = { standing: posture.standing, heel_raised: posture.heel_raised, toe: posture.toe };
+  } else if (body.options.protocol === "auto") {
+    body.options.protocol = state.answer.verdict ? state.answer.verdict.protocol : "passive_nwb";
+  }
   const correction = state.viewCorrection;
   if (correction) {
     // The model's own points keep the photo's own correction (and so its angle); moved points get the
@@ -387,6 +400,7 @@ function showAnswer(body) {
     text("notes", "");
     $("details").hidden = true;
     $("routine").hidden = true;
+    showTestCheck(body);
     drawEditor();
     updateTools();
     return;
@@ -401,10 +415,18 @@ function showAnswer(body) {
   verdict.textContent = v.label;
   verdict.className = "verdict " + v.label;
   text("grade", v.grade ? `${v.grade.system} grade ${v.grade.grade}: ${v.grade.description}` : "");
-  text("summary", v.summary);
+  // the photo's posture advice opens the summary: the page shows it apart, beside the switch (showTestCheck)
+  const advice = body.posture && body.posture.advice;
+  text("summary", advice && v.summary.startsWith(advice) ? v.summary.slice(advice.length).trim() : v.summary);
   explain(body);
   $("details").hidden = false;
-  $("routine").hidden = false;
+  showTestCheck(body);
+  $("routine").hidden = !r;
+  if (!r) {  // a test mismatch: no routine from another test's number
+    drawEditor();
+    updateTools();
+    return;
+  }
   text("advice", r.advice);
   fillExercises($("exercises"), r.exercises);
   $("clinician").hidden = !r.see_clinician;
@@ -427,6 +449,30 @@ function fillExercises(list, exercises) {
     li.append(name, dose, how);
     list.append(li);
   }
+}
+
+// What the photo shows against the test, and a one-tap switch to the test it fits.
+function showTestCheck(body) {
+  const p = body.posture;
+  const button = $("switch-test");
+  const suggested = p && p.suggested_protocol;
+  $("test-check").hidden = !p || (p.fit === "match" && body.options.protocol !== "auto");
+  button.hidden = !suggested;
+  if (!p) return;
+  if (p.fit !== "match") text("test-seen", p.advice);
+  else text("test-seen", `Test read from the photo: ${protocolTitle(p.protocol)} (${Math.round(100 * p.tests[p.protocol])}% sure).`);
+  if (suggested) {
+    const normal = normalFor(suggested);
+    button.textContent = `Judge by the ${protocolTitle(suggested)} test` + (normal != null ? ` (normal from ${normal}\u00b0)` : "");
+    button.dataset.protocol = suggested;
+  }
+}
+
+function switchTest() {
+  $("protocol").value = $("switch-test").dataset.protocol;
+  showHow();
+  if (scoreable()) changed();
+  else if (state.file) $("form").requestSubmit();  // a refused photo: ask again with the suggested test
 }
 
 function explain(body) {
@@ -772,13 +818,14 @@ function loadHistory() {
 }
 
 function record(answer) {
+  if (answer.verdict.label === "test-mismatch") return;  // not a reading of the chosen test
   const entries = loadHistory();
   const entry = {
     id: state.historyId || Date.now().toString(36) + Math.random().toString(36).slice(2, 6),
     date: new Date().toISOString(),
     angle_deg: answer.measurement.angle_deg,
     foot: answer.options.side || "",
-    protocol: answer.options.protocol,
+    protocol: answer.verdict.protocol,  // the test judged by, also when auto picked it
   };
   const at = entries.findIndex((e) => e.id === entry.id);
   if (at >= 0) entries[at] = { ...entry, date: entries[at].date };
@@ -905,6 +952,7 @@ document.addEventListener("DOMContentLoaded", () => {
     state.viewCorrection = state.answer.measurement ? state.answer.measurement.view_correction : null;
     changed();
   });
+  $("switch-test").addEventListener("click", switchTest);
   $("place").addEventListener("click", () => { startPlacing(); $("editor").focus(); });
   showHow();
   loadProtocols().then(showHistory);

@@ -18,7 +18,16 @@ from pydantic import BaseModel, Field, ValidationError
 from ...clinical import load_rules
 from ...decode import DecodedImage
 from ...pipeline import Measurer
-from ...schema import Detection, ImageInfo, Landmarks, MeasurementResult, MeasureOptions, ViewCorrection
+from ...schema import (
+    DEFAULT_PROTOCOL,
+    Detection,
+    ImageInfo,
+    Landmarks,
+    MeasurementResult,
+    MeasureOptions,
+    Posture,
+    ViewCorrection,
+)
 from ...settings import Settings
 from ..deps import LandmarksBodyDep, PhotoBodyDep, PointsMeasurerDep, PoolDep, SettingsDep, TicketDep
 from ..openapi import PICTURE_HEADERS, refs
@@ -63,6 +72,9 @@ class FromLandmarks(BaseModel):
     view_correction: ViewCorrection | None = Field(
         default=None, description="measurement.view_correction from the photo's first answer: send it back with "
                                   "dragged points so they are corrected for the same perspective")
+    posture: Posture | None = Field(
+        default=None, description="`standing`, `heel_raised` and `toe` of the photo's first answer's `posture`: send "
+                                  "them back so that dragged points keep the check of the test (and `auto`)")
 
 
 class PhotosGoToWorkers:
@@ -89,10 +101,11 @@ def _example_response() -> dict[str, Any]:
 
 EXAMPLE_RESPONSE = _example_response()
 
-BODY_SCHEMAS = {"FromLandmarks": FromLandmarks.model_json_schema(ref_template="#/components/schemas/{model}")}
-"""Components written out because the body is read by a dependency, not by FastAPI; the models they
+_BODY = FromLandmarks.model_json_schema(ref_template="#/components/schemas/{model}")
+BODY_SCHEMAS = {"FromLandmarks": _BODY, "Posture": _BODY["$defs"]["Posture"]}
+"""Components written out because the body is read by a dependency, not by FastAPI; the other models they
 refer to (Landmarks, Point, ...) are components already, as parts of the answer."""
-del BODY_SCHEMAS["FromLandmarks"]["$defs"]
+del _BODY["$defs"]
 
 PHOTO_FORM = {
     "type": "object",
@@ -100,7 +113,7 @@ PHOTO_FORM = {
     "properties": {
         "photo": {"type": "string", "format": "binary",
                   "description": "JPEG, PNG, WebP or HEIC: a side-on view of the inner foot. Judged by its bytes."},
-        "protocol": {"$ref": "#/components/schemas/Protocol", "default": "passive_nwb",
+        "protocol": {"$ref": "#/components/schemas/ProtocolChoice", "default": DEFAULT_PROTOCOL,
                      "description": "How the toe was bent when the photo was taken"},
         "side": {"$ref": "#/components/schemas/Side", "description": "Which foot"},
         "other_foot_angle_deg": {"type": "number", "minimum": -90, "maximum": 180,
@@ -262,6 +275,7 @@ async def from_landmarks(request: Request, raw: LandmarksBodyDep, measurer: Poin
     except ValidationError as exc:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
     # Pure arithmetic on a few points (microseconds): done here, no worker needed.
-    result = measurer.measure_landmarks(body.landmarks, body.options, body.image, body.view_correction)
+    result = measurer.measure_landmarks(body.landmarks, body.options, body.image, body.view_correction,
+                                         body.posture)
     return MeasurementResponse.model_validate({**result.model_dump(mode="json"),
                                                "request_id": request.state.request_id})

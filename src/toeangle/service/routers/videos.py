@@ -16,6 +16,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import Field
 
 from ...schema import VideoResult
+from ...video.pipeline import check_clip_options
 from ..deps import PoolDep, SettingsDep, TicketDep, VideoBodyDep
 from ..problems import problem_responses
 from .measurements import PHOTO_FORM, read_photo_form
@@ -51,7 +52,8 @@ class VideoResponse(VideoResult):
                          "measured, its angle; the smoothed curve gives the movement: for `heel_raise` the peak while "
                          "the heel is off the floor, for `walking`/`running` the angle at push-off of each step (mean "
                          "and spread). A clip whose foot cannot be read is a 200 with `status: unmeasurable` and the "
-                         "reasons. Too long, too many frames or pixels, or too many bytes: 413.",
+                         "reasons. Too long, too many frames or pixels, or too many bytes: 413. `protocol=auto` (photos "
+                         "only): 422.",
              openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {
                  "schema": VIDEO_FORM, "encoding": {"video": {"contentType": "video/mp4, video/quicktime, video/webm"}}}}}},
              responses=problem_responses(401, 408, 413, 415, 422, 503, 504))
@@ -61,6 +63,7 @@ async def create(request: Request, body: VideoBodyDep, settings: SettingsDep, po
     data, options = read_photo_form(request.headers.get("content-type"), body, settings, field="video",
                                     limit=settings.video_max_upload_bytes, protocol="heel_raise")
     del body
+    check_clip_options(options)  # before a worker is taken: 422
     answer = await pool.measure_video(ticket, data, options, pictures=include_pictures)
     del data
     request.state.log_extra = {"result": answer.result.status, "detector": answer.result.detector,
