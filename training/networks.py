@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from synth import TOE_STATES
 
 from toeangle.detectors.contract import DEGREES_PER_UNIT, INPUT_NAME, LOG_SIGMA_RANGE, STAGE1_OFF_AXIS_MAX_DEG, STAGES
-from toeangle.schema import TOE_STATES
 
 
 def conv(cin, cout, stride=1):

@@ -16,7 +16,6 @@ from realism import Dressing, dress
 from render import Camera, Lights, Mesh, Scene, TexturedQuad, ndc_to_pixels
 
 from toeangle.detectors.crops import forefoot_crop
-from toeangle.schema import TOE_STATES
 
 SKIN_TONES = np.array([  # sRGB 0..1, very light to very dark
     [0.97, 0.84, 0.76], [0.93, 0.75, 0.64], [0.84, 0.63, 0.50], [0.72, 0.51, 0.38],
@@ -36,6 +35,9 @@ def toe_angle_density(lo: float, hi: float) -> float:
     return sum(share * max(0.0, min(hi, b) - max(lo, a)) / (b - a) for share, (a, b) in TOE_ANGLE_MIX)
 
 
+TOE_STATES = ("held", "lifted", "resting")
+"""The toe pushed back by a hand or an object (a passive test), lifted by the person (active), or resting:
+stage 1's auxiliary posture target (training/networks.py)."""
 TOE_RESTING_MAX_DEG, TOE_LIFTED_MIN_DEG = 25.0, 40.0
 """Without a hand on it, a toe bent back at most this far is labelled resting, at least that far lifted;
 between the two (and under a raised heel, where the floor bends it) its state is left unlabelled."""

@@ -42,4 +42,4 @@ class VideoTooLargeError(VideoDecodeError):
 
 
 class OptionsError(ToeangleError):
-    """Options that cannot apply to the input (e.g. protocol auto for points without a photo)."""
+    """Options that cannot apply to the input (protocol auto for a clip, whose movement is named, not read)."""

@@ -10,8 +10,9 @@ from .clinical import ClinicalRules, load_rules
 from .decode import DecodedImage, decode_image
 from .detectors import LandmarkDetector, ManualPoints, build_detector
 from .detectors.manual import check_inside
-from .errors import LandmarkError, OptionsError
+from .errors import LandmarkError
 from .posture import assess as assess_posture
+from .posture_reading import posture_of
 from .routine import prescribe
 from .schema import (
     Detection,
@@ -19,7 +20,6 @@ from .schema import (
     Landmarks,
     MeasurementResult,
     MeasureOptions,
-    Posture,
     Quality,
     ViewCorrection,
 )
@@ -68,36 +68,33 @@ class Measurer:
 
     def measure_landmarks(self, landmarks: Landmarks, options: MeasureOptions | None = None,
                           image: ImageInfo | None = None, view_correction: ViewCorrection | None = None,
-                          posture: Posture | None = None) -> MeasurementResult:
+                          ) -> MeasurementResult:
         """The same answer from points alone (the phone app's corrected landmarks).
 
-        ``view_correction`` and ``posture`` are the ones the photo's first answer carried: points
-        dragged on the same photo keep the same perspective, but not the model's own points' errors,
-        so its moved-points part applies; the posture keeps the check of the test (and `auto`'s pick).
-        Points outside the stated image are a LandmarkError; `auto` without a posture an OptionsError.
+        ``view_correction`` is the one the photo's first answer carried: points dragged on the same photo
+        keep the same perspective, but not the model's own points' errors, so its moved-points part applies.
+        The posture is read from the points as they are now. Points outside the stated image are a
+        LandmarkError.
         """
         options = options or MeasureOptions()
-        if options.protocol == "auto" and posture is None:
-            raise OptionsError("protocol auto reads the test from the photo's posture: send back the photo's "
-                               "posture (standing, heel_raised, toe), or the protocol its answer was judged by")
         if image is not None:
             check_inside(landmarks, image.width, image.height)
         correction = None if view_correction is None else view_correction.for_moved_points()
         detection = Detection(landmarks=landmarks, detector="manual", quality=Quality.ok(),
-                              view_correction=correction, posture=posture)
+                              view_correction=correction)
         return self.assess(detection, options, image, {}, strict=True)
 
     def assess(self, detection: Detection, options: MeasureOptions, image: ImageInfo | None,
                timings: dict[str, float], strict: bool) -> MeasurementResult:
         """Landmarks -> angle -> verdict + routine; ``strict`` raises on unusable points instead of refusing.
 
-        The photo's posture (when the detector read one) is reported even when the photo is refused: it
-        still tells the user which test the photo shows (unless it shows no foot). A test mismatch gets
+        The posture the landmarks show is reported even when the photo is refused: it still tells the user
+        which test the photo shows (posture_reading.posture_of says when it cannot). A test mismatch gets
         no routine: the angle of another test says nothing about what the toe needs.
         """
         started = time.perf_counter()
-        read = detection.posture is not None and "no_foot" not in detection.quality.reason_codes
-        posture = assess_posture(detection.posture, options.protocol, self.rules) if read else None
+        seen = posture_of(detection.landmarks, detection.quality.reason_codes)
+        posture = None if seen is None else assess_posture(seen, options.protocol, self.rules)
         base = dict(image=image, detector=detection.detector, landmarks=detection.landmarks, options=options,
                     posture=posture)
         if detection.quality.status != "ok":

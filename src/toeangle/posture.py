@@ -3,7 +3,7 @@
 Each protocol is a posture (../shared/reference/clinical.md, data/clinical.toml): the passive test
 is seated or lying with the toe pushed back by hand, the active test seated with the toe lifted by
 the person, the weight-bearing (Jack) test standing, heel down, the toe lifted, the heel raise
-standing on the balls of the feet. The keypoint model reads three independent probabilities
+standing on the balls of the feet. posture_reading.py reads three probabilities from the landmarks
 (standing, heel raised, the toe's state); a test's probability is their product over what it needs.
 A relaxed foot with the toe resting is no test at all: its angle says nothing about how far the toe
 bends, so every test mismatches it. Walking and running are movements a clip shows, not a still
@@ -22,9 +22,10 @@ MATCH_MIN = 0.5
 MISMATCH_MAX = 0.2
 """A test at most this probable is a mismatch: the photo shows something else (test-mismatch)."""
 SURE = 0.8
-"""A yes/no probability at least this (or at most 1 - this) is stated as seen."""
+"""A yes/no probability at least this (or at most 1 - this) is stated as seen. Standing is the exception:
+weight does not show, so a foot placed as a standing foot is (at least MATCH_MIN) is said to look standing."""
 TOE_SURE = 0.6
-"""The toe's most probable of three states is stated as seen from this probability."""
+"""The toe's more probable state is stated as seen from this probability."""
 
 
 @dataclass(frozen=True)
@@ -38,20 +39,21 @@ class ProtocolPosture:
 
 
 PROTOCOL_POSTURES: dict[str, ProtocolPosture] = {
-    "passive_nwb": ProtocolPosture(False, None, frozenset({"held"}),
-                               "the foot off the floor (seated or lying) and the big toe pushed back by hand"),
-    "active_nwb": ProtocolPosture(False, None, frozenset({"lifted"}),
-                              "the foot off the floor (seated) and the big toe lifted by its own muscles"),
-    "weight_bearing": ProtocolPosture(True, False, frozenset({"held", "lifted"}),
-                                  "standing, heel down, with a helper lifting the big toe until the arch rises"),
+    "passive_nwb": ProtocolPosture(False, None, frozenset({"raised"}),
+                                   "the foot off the floor (seated or lying) and the big toe pushed back by hand"),
+    "active_nwb": ProtocolPosture(False, None, frozenset({"raised"}),
+                                  "the foot off the floor (seated) and the big toe lifted by its own muscles"),
+    "weight_bearing": ProtocolPosture(True, False, frozenset({"raised"}),
+                                      "standing, heel down, with a helper lifting the big toe until the arch rises"),
     "heel_raise": ProtocolPosture(True, True, None, "standing up on the balls of the feet, heels raised"),
 }
-"""The weight-bearing test also takes a toe the person lifts (Nawoczenski's active weight-bearing test,
-about 44 deg typical): it reads above the Jack test's 25 deg cut-off, so it is not misjudged. Under a
-raised heel the floor bends the toe, so the heel raise takes any toe state."""
+"""Who bends the toe back (a hand, an object, the person) does not show in the points, so the passive and
+the active test look alike: `auto` judges a raised toe off the floor by the passive test, the default.
+The weight-bearing test also takes a toe the person lifts (Nawoczenski's active weight-bearing test, about
+44 deg typical): it reads above the Jack test's 25 deg cut-off, so it is not misjudged. Under a raised
+heel the floor bends the toe, so the heel raise takes any toe state."""
 
-TOE_WORDS = {"held": "the big toe pushed back by a hand or an object", "lifted": "the big toe lifted by the person",
-             "resting": "the big toe resting"}
+TOE_WORDS = {"raised": "the big toe bent back", "resting": "the big toe resting"}
 
 
 def _yes(probability: float, wanted: bool | None) -> float:
@@ -85,7 +87,7 @@ def describe(posture: Posture) -> str:
     """What the photo shows, in words; only what the probabilities say surely."""
     toe, toe_p = max(posture.toe.items(), key=lambda item: item[1])
     toe_words = TOE_WORDS[toe] if toe_p >= TOE_SURE else "the big toe's state unclear"
-    if posture.standing >= SURE:
+    if posture.standing >= MATCH_MIN:
         if posture.heel_raised >= SURE:
             return f"a foot standing on its toes, heel raised, {toe_words}"
         if posture.heel_raised <= 1 - SURE and toe == "resting" and toe_p >= TOE_SURE:

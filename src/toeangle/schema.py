@@ -49,8 +49,8 @@ ProtocolChoice = TypeAliasType("ProtocolChoice", Annotated[
 """What a user asks for: a test position, or `auto`: the one the photo's posture shows (photos only; the
 OpenAPI document refers to Protocol for the tests rather than repeating them)."""
 Side = TypeAliasType("Side", Literal["left", "right"])
-TOE_STATES: tuple[str, ...] = ("held", "lifted", "resting")
-"""The toe pushed back by a hand or an object (a passive test), lifted by the person (active), or resting."""
+TOE_STATES: tuple[str, ...] = ("raised", "resting")
+"""The big toe bent back (by a hand, an object or its own muscles: who did it does not show), or resting."""
 ToeState = TypeAliasType("ToeState", Literal[TOE_STATES])  # type: ignore[valid-type]
 
 REASON_CODES: dict[str, str] = {
@@ -264,11 +264,12 @@ class Quality(_Frozen):
 
 
 class Posture(_Frozen):
-    """What the photo shows the foot doing, as probabilities read from the photo (the keypoint model's
-    stage 1): whether it stands with weight on it, whether its heel is raised, and the toe's state."""
+    """How the foot is placed, as probabilities read from its landmarks in the upright photo
+    (posture_reading.py): placed as a standing foot is, heel raised, and the big toe's state."""
 
     standing: float = Field(ge=0.0, le=1.0, allow_inf_nan=False,
-                            description="Probability that the foot stands on a floor, weight on it")
+                            description="Probability that the foot is placed as a standing foot is (flat on a floor, "
+                                        "or up on its toes); weight itself does not show, so it stays at most 0.7")
     heel_raised: float = Field(ge=0.0, le=1.0, allow_inf_nan=False,
                                description="Probability that the heel is raised off the floor")
     toe: dict[ToeState, Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]] = Field(
@@ -287,7 +288,7 @@ PostureFit = TypeAliasType("PostureFit", Literal["match", "unsure", "mismatch"])
 
 
 class PostureReport(Posture):
-    """The photo's posture (the model's probabilities) read against the test: the answer's `posture`."""
+    """The photo's posture (read from its landmarks) against the test: the answer's `posture`."""
 
     seen: str = Field(description="What the photo shows, in words, e.g. 'a relaxed standing foot, big toe resting'")
     tests: dict[Protocol, float] = Field(description="Probability that the photo shows each test's posture (the four "
@@ -307,15 +308,14 @@ class Detection(_Frozen):
     detector: str = Field(description="Which detector path produced the landmarks")
     quality: Quality
     view_correction: ViewCorrection | None = None
-    posture: Posture | None = Field(default=None, description="Read by the keypoint model; None from other detectors")
 
 
 class MeasureOptions(_Frozen):
     """What the user tells us besides the photo."""
 
     protocol: ProtocolChoice = Field(default=DEFAULT_PROTOCOL, description=(
-        "The test position, or `auto`: picked from the photo's posture (`passive_nwb` for a photo that gives none, "
-        "e.g. skin markers; from-landmarks takes `auto` only with the photo's posture sent back)"))
+        "The test position, or `auto`: picked from the posture the landmarks show (`passive_nwb` when they show "
+        "none: a toe point missing, or a view that hides how the foot stands)"))
     side: Side | None = None
     other_foot_angle_deg: float | None = Field(
         default=None, ge=-90, le=180, allow_inf_nan=False,
@@ -338,8 +338,9 @@ class MeasurementResult(_Frozen):
     verdict: Verdict | None = None
     routine: Routine | None = Field(default=None, description="None when unmeasurable or `test-mismatch`")
     posture: PostureReport | None = Field(
-        default=None, description="The photo's posture against the test; read by the keypoint model only, so None "
-                                  "for skin markers, given points and from-landmarks")
+        default=None, description="The posture the landmarks show against the test (any detector, given points and "
+                                  "from-landmarks alike); None without heel, first_metatarsal, first_mtp and a toe "
+                                  "point, or when the photo is refused for its view and does not show a standing foot")
     options: MeasureOptions
     timings_ms: dict[str, float] = Field(default_factory=dict)
 

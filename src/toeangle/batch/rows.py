@@ -17,6 +17,7 @@ from ..clinical import load_rules
 from ..posture import assess
 from ..schema import (
     LANDMARK_NAMES,
+    TOE_STATES,
     Grade,
     Landmarks,
     Measurement,
@@ -42,7 +43,7 @@ LANDMARK_COLUMNS: tuple[str, ...] = tuple(f"{name}_{part}" for name in LANDMARK_
 """Per landmark: position (original photo pixels), detector confidence 0..1, positional sigma (pixels)."""
 POSTURE_COLUMNS: tuple[str, ...] = (
     "judged_by", "test_probability", "posture_fit", "suggested_protocol", "standing", "heel_raised",
-    "toe_held", "toe_lifted", "toe_resting")
+    "toe_raised", "toe_resting")
 """The test the photo was judged by (the one `auto` picked), how sure the photo shows it, how its posture
 fits it and the test it fits instead; the posture's probabilities. Empty without a posture."""
 CSV_COLUMNS: tuple[str, ...] = (
@@ -54,7 +55,7 @@ CSV_COLUMNS: tuple[str, ...] = (
 
 _INT = {"grade", "width", "height", "key_frame", "frames", "frames_measured", "size", "mtime_ns"}
 _FLOAT = {"angle_deg", "uncertainty_deg", "angle_2d_deg", "view_correction_deg", "normal_min_deg", "ms", "cpu_ms",
-          "test_probability", "standing", "heel_raised", "toe_held", "toe_lifted", "toe_resting"}
+          "test_probability", "standing", "heel_raised", "toe_raised", "toe_resting"}
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -99,8 +100,7 @@ class Row(BaseModel):
     suggested_protocol: str | None = None
     standing: float | None = None
     heel_raised: float | None = None
-    toe_held: float | None = None
-    toe_lifted: float | None = None
+    toe_raised: float | None = None
     toe_resting: float | None = None
     phalanx_point: str | None = None
     detector: str | None = None
@@ -153,7 +153,7 @@ class Row(BaseModel):
             suggested_protocol=None if p is None else p.suggested_protocol,
             standing=None if p is None else p.standing, heel_raised=None if p is None else p.heel_raised,
             **{f"toe_{state}": None if p is None else round(p.toe.get(state, 0.0), 3)
-               for state in ("held", "lifted", "resting")},
+               for state in TOE_STATES},
             detector=result.detector, reasons=tuple(_one_line(r) for r in result.reasons), landmarks=landmarks,
             width=None if result.image is None else result.image.width,
             height=None if result.image is None else result.image.height,
@@ -193,8 +193,7 @@ class Row(BaseModel):
         options = MeasureOptions(protocol=self.protocol)  # type: ignore[arg-type]
         if self.standing is not None and self.heel_raised is not None:
             read = Posture(standing=self.standing, heel_raised=self.heel_raised,
-                           toe={"held": self.toe_held or 0.0, "lifted": self.toe_lifted or 0.0,
-                                "resting": self.toe_resting or 0.0})
+                           toe={"raised": self.toe_raised or 0.0, "resting": self.toe_resting or 0.0})
             posture = assess(read, options.protocol, load_rules())
         if self.status == "ok" and self.angle_deg is not None and self.verdict is not None:
             measurement = Measurement(angle_deg=self.angle_deg, uncertainty_deg=self.uncertainty_deg,

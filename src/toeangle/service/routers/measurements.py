@@ -25,7 +25,6 @@ from ...schema import (
     Landmarks,
     MeasurementResult,
     MeasureOptions,
-    Posture,
     ViewCorrection,
 )
 from ...settings import Settings
@@ -72,9 +71,6 @@ class FromLandmarks(BaseModel):
     view_correction: ViewCorrection | None = Field(
         default=None, description="measurement.view_correction from the photo's first answer: send it back with "
                                   "dragged points so they are corrected for the same perspective")
-    posture: Posture | None = Field(
-        default=None, description="`standing`, `heel_raised` and `toe` of the photo's first answer's `posture`: send "
-                                  "them back so that dragged points keep the check of the test (and `auto`)")
 
 
 class PhotosGoToWorkers:
@@ -102,10 +98,10 @@ def _example_response() -> dict[str, Any]:
 EXAMPLE_RESPONSE = _example_response()
 
 _BODY = FromLandmarks.model_json_schema(ref_template="#/components/schemas/{model}")
-BODY_SCHEMAS = {"FromLandmarks": _BODY, "Posture": _BODY["$defs"]["Posture"]}
+BODY_SCHEMAS = {"FromLandmarks": _BODY}
 """Components written out because the body is read by a dependency, not by FastAPI; the other models they
 refer to (Landmarks, Point, ...) are components already, as parts of the answer."""
-del _BODY["$defs"]
+_BODY.pop("$defs", None)
 
 PHOTO_FORM = {
     "type": "object",
@@ -275,7 +271,6 @@ async def from_landmarks(request: Request, raw: LandmarksBodyDep, measurer: Poin
     except ValidationError as exc:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
     # Pure arithmetic on a few points (microseconds): done here, no worker needed.
-    result = measurer.measure_landmarks(body.landmarks, body.options, body.image, body.view_correction,
-                                         body.posture)
+    result = measurer.measure_landmarks(body.landmarks, body.options, body.image, body.view_correction)
     return MeasurementResponse.model_validate({**result.model_dump(mode="json"),
                                                "request_id": request.state.request_id})
