@@ -196,40 +196,42 @@ def test_from_landmarks_matches_the_core(server):
     assert got["measurement"]["uncertainty_deg"] is None  # no sigmas sent: documented as null
 
 
-RELAXED_STANDING = {"standing": 0.97, "heel_raised": 0.02, "toe": {"held": 0.02, "lifted": 0.03, "resting": 0.95}}
-LIFTED_STANDING = {"standing": 0.97, "heel_raised": 0.02, "toe": {"held": 0.02, "lifted": 0.93, "resting": 0.05}}
+RELAXED_STANDING = {"heel": [400, 880], "first_metatarsal": [800, 760], "first_mtp": [1150, 900],
+                    "hallux_ip": [1280, 910], "hallux_tip": [1380, 915]}
+"""A foot placed flat, the big toe lying on the floor (tests/test_posture.py's placements)."""
 
 
-def test_from_landmarks_with_the_photos_posture_keeps_the_test_check_and_auto(server):
-    points = {"heel": [412, 880], "first_metatarsal": [905, 700], "first_mtp": [1240, 640], "hallux_ip": [1420, 520]}
-    body = {"landmarks": {k: {"x": x, "y": y} for k, (x, y) in points.items()}, "posture": RELAXED_STANDING}
+def test_from_landmarks_reads_the_posture_from_the_points_and_takes_auto(server):
+    body = {"landmarks": {k: {"x": x, "y": y} for k, (x, y) in RELAXED_STANDING.items()}}
     got = httpx.post(server.url + "/v1/measurements/from-landmarks", json=body).json()
     assert got["verdict"]["label"] == "test-mismatch" and got["verdict"]["protocol"] == "passive_nwb"
     assert got["verdict"]["suggested_protocol"] == "weight_bearing" and got["verdict"]["suggested_normal_min_deg"] == 25
     assert got["measurement"]["angle_deg"] > 0 and got["routine"] is None
     assert got["posture"]["fit"] == "mismatch" and "relaxed standing foot" in got["verdict"]["summary"]
+    lifted = {**body["landmarks"], "hallux_ip": {"x": 1260, "y": 820}, "hallux_tip": {"x": 1330, "y": 760}}
     auto = httpx.post(server.url + "/v1/measurements/from-landmarks",
-                      json={**body, "posture": LIFTED_STANDING, "options": {"protocol": "auto"}}).json()
+                      json={"landmarks": lifted, "options": {"protocol": "auto"}}).json()
     assert auto["verdict"]["protocol"] == "weight_bearing" and auto["verdict"]["label"] in ("normal", "restricted")
-    assert auto["options"]["protocol"] == "auto" and auto["posture"]["tests"]["weight_bearing"] > 0.8
+    assert auto["options"]["protocol"] == "auto" and auto["posture"]["fit"] == "match"
     assert "picked from the photo" in auto["verdict"]["summary"]
-    plain = httpx.post(server.url + "/v1/measurements/from-landmarks", json={"landmarks": body["landmarks"]}).json()
-    assert plain["posture"] is None and plain["verdict"]["label"] == "restricted"  # no posture: as before
+    no_heel = {k: v for k, v in body["landmarks"].items() if k != "heel"}
+    plain = httpx.post(server.url + "/v1/measurements/from-landmarks",
+                       json={"landmarks": no_heel, "options": {"protocol": "auto"}}).json()
+    assert plain["posture"] is None and plain["verdict"]["protocol"] == "passive_nwb"  # no heel: no posture
+    assert "gives no posture" in plain["verdict"]["summary"]
 
 
-def test_from_landmarks_refuses_auto_without_a_posture(server):
-    body = {"landmarks": {"heel": [412, 880], "first_metatarsal": [905, 700], "first_mtp": [1240, 640],
-                          "hallux_ip": [1420, 520]}, "options": {"protocol": "auto"}}
-    problem = assert_problem(httpx.post(server.url + "/v1/measurements/from-landmarks", json=body), 422,
-                             "unprocessable")
-    assert "posture" in problem["detail"]
+def test_from_landmarks_takes_no_posture_from_the_client(server):
+    body = {"landmarks": {k: {"x": x, "y": y} for k, (x, y) in RELAXED_STANDING.items()},
+            "posture": {"standing": 0.0, "heel_raised": 0.0, "toe": {"raised": 1.0, "resting": 0.0}}}
+    assert_problem(httpx.post(server.url + "/v1/measurements/from-landmarks", json=body), 422, "invalid-request")
 
 
 def test_the_photo_form_takes_protocol_auto(server, marker_photo):
-    """A photo without a posture (skin markers) under auto is judged by the default test, and says so."""
+    """Skin markers' points show the posture as the model's do; auto judges by the test it picks."""
     got = post_photo(server.url, marker_photo[0], fields={"protocol": "auto"}).json()
-    assert got["status"] == "ok" and got["options"]["protocol"] == "auto" and got["posture"] is None
-    assert got["verdict"]["protocol"] == "passive_nwb" and "gives no posture" in got["verdict"]["summary"]
+    assert got["status"] == "ok" and got["options"]["protocol"] == "auto" and got["posture"] is not None
+    assert got["verdict"]["protocol"] == got["posture"]["protocol"] and "picked from the photo" in got["verdict"]["summary"]
 
 
 def test_from_landmarks_has_an_uncertainty_when_the_sigmas_come_back(server):

@@ -246,33 +246,39 @@ def test_measure_drag_a_point_by_touch_and_match_the_api(phone, server, shots):
 
 
 def test_a_photo_of_another_test_says_so_and_switches_in_one_tap(phone, server, shots):
-    """Issue 22 on the page: a standing foot with the toe lifted (the weight-bearing test) under the passive
-    test. Needs the keypoint model's posture head."""
+    """Issue 22 on the page: a foot up on its toes (the heel-raise test) under the passive test, then a
+    relaxed standing foot, which fits no test and gets no switch."""
     page = phone
     page.select_option("#protocol", "passive_nwb")
-    first = measure(page, SAMPLES / "normal_right_closeup.jpg")
-    assert first["status"] == "ok" and first["posture"] is not None, "the model reads no posture"
-    assert first["verdict"]["label"] == "test-mismatch" and first["verdict"]["suggested_protocol"] == "weight_bearing"
+    first = measure(page, SAMPLES / "normal_left_leg.jpg")
+    assert first["status"] == "ok" and first["posture"] is not None
+    assert first["verdict"]["label"] == "test-mismatch" and first["verdict"]["suggested_protocol"] == "heel_raise"
     assert page.locator("#verdict").text_content() == "test-mismatch" and page.is_hidden("#routine")
     assert page.is_visible("#test-check") and page.text_content("#test-seen") == first["posture"]["advice"]
-    assert "standing" in page.text_content("#test-seen")
-    assert "weight-bearing" in page.text_content("#switch-test") and "25" in page.text_content("#switch-test")
+    assert "heel raised" in page.text_content("#test-seen")
+    assert page.is_visible("#switch-test") and "42" in page.text_content("#switch-test")
     no_overflow(page)
     assert axe_violations(page) == []
     page.screenshot(path=str(shots / "phone-test-mismatch.png"), full_page=True)
     assert page.evaluate("localStorage.getItem('toeangle.history.v1')") is None  # not a reading of the test
 
     request, answer = rescored(page, lambda: page.click("#switch-test"))  # one tap
-    assert request["options"]["protocol"] == "weight_bearing"
-    assert request["posture"] == {k: first["posture"][k] for k in ("standing", "heel_raised", "toe")}
-    assert answer["verdict"]["protocol"] == "weight_bearing" and answer["verdict"]["label"] != "test-mismatch"
-    assert page.input_value("#protocol") == "weight_bearing" and page.is_hidden("#test-check")
+    assert request["options"]["protocol"] == "heel_raise" and "posture" not in request  # read from the points
+    assert answer["verdict"]["protocol"] == "heel_raise" and answer["verdict"]["label"] != "test-mismatch"
+    assert page.input_value("#protocol") == "heel_raise" and page.is_hidden("#test-check")
     assert page.is_visible("#routine")
 
     request, answer = rescored(page, lambda: page.select_option("#protocol", "auto"))
-    assert request["options"]["protocol"] == "auto" and answer["verdict"]["protocol"] == "weight_bearing"
+    assert request["options"]["protocol"] == "auto" and answer["verdict"]["protocol"] == "heel_raise"
     assert page.text_content("#test-seen").startswith("Test read from the photo")
     page.screenshot(path=str(shots / "phone-auto.png"), full_page=True)
+
+    page.select_option("#protocol", "passive_nwb")
+    relaxed = measure(page, SAMPLES / "restricted_left_leg.jpg")
+    assert relaxed["verdict"]["label"] == "test-mismatch" and "relaxed standing foot" in relaxed["posture"]["seen"]
+    assert page.is_visible("#test-check") and page.is_hidden("#switch-test")  # retake, not switch
+    assert "weight-bearing" in page.text_content("#test-seen")
+    page.screenshot(path=str(shots / "phone-relaxed-standing.png"), full_page=True)
 
 
 def test_refused_photo_place_the_points_yourself(sized, server, shots):

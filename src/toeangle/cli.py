@@ -97,7 +97,7 @@ def format_video_result(result: VideoResult) -> str:
 
 
 def _posture_lines(result: MeasurementResult, advice: bool = True) -> list[str]:
-    """What the photo shows and how sure, when the detector read its posture."""
+    """What the photo shows and how sure, when its landmarks show a posture."""
     p = result.posture
     if p is None:
         return []

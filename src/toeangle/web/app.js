@@ -87,8 +87,9 @@ async function loadProtocols() {
     const auto = document.createElement("option");
     auto.value = "auto";
     auto.textContent = "Auto: read the test from the photo";
-    auto.dataset.how = "The test is read from the photo: standing or not, heel raised or not, and the big toe "
-      + "pushed back, lifted or resting. Works on photos the model reads (not skin markers).";
+    auto.dataset.how = "The test is read from the landmarks: a foot placed as for standing or off the floor, heel "
+      + "raised or not, the big toe bent back or resting. Who bends the toe does not show, so a raised toe off the "
+      + "floor is judged by the passive test: choose the active test if you lifted it yourself.";
     select.append(auto);
     select.value = chosen;
     showHow();
@@ -342,14 +343,8 @@ async function rescore() {
     landmarks[name] = { x: Math.round(p.x * 100) / 100, y: Math.round(p.y * 100) / 100 };
     if (p.sigma_px != null) landmarks[name].sigma_px = p.sigma_px;
   }
+  // The service reads the posture (and auto's pick) from the dragged points themselves.
   const body = { landmarks, options: options(), image: state.size };
-  const posture = state.answer.posture;
-  if (posture) {
-    // The photo's posture goes back with the points: the test check (and auto's pick) stays the photo's.
-    body.posture = { standing: posture.standing, heel_raised: posture.heel_raised, toe: posture.toe };
-  } else if (body.options.protocol === "auto") {
-    body.options.protocol = state.answer.verdict ? state.answer.verdict.protocol : "passive_nwb";
-  }
   const correction = state.viewCorrection;
   if (correction) {
     // The model's own points keep the photo's own correction (and so its angle); moved points get the
@@ -455,7 +450,8 @@ function fillExercises(list, exercises) {
 function showTestCheck(body) {
   const p = body.posture;
   const button = $("switch-test");
-  const suggested = p && p.suggested_protocol;
+  // one tap only to a test the photo shows (a relaxed foot is placed for one, but must be taken again)
+  const suggested = p && p.suggested_protocol && p.tests[p.suggested_protocol] >= 0.5 ? p.suggested_protocol : null;
   $("test-check").hidden = !p || (p.fit === "match" && body.options.protocol !== "auto");
   button.hidden = !suggested;
   if (!p) return;
