@@ -64,7 +64,9 @@ def run(n: int, start: int, realism: float = 0.0) -> list[dict]:
         if result.status == "ok":
             m = result.measurement
             row.update(angle=m.angle_deg, angle_lines=m.angle_2d_deg, uncertainty=m.uncertainty_deg,
-                       label=result.verdict.label,
+                       # the angle's own verdict under the passive test: renders pose the foot every way, and
+                       # whether the photo shows that test (posture) is bench/posture.py's to measure
+                       label=judge(m.angle_deg, MeasureOptions(), measurer.rules, m.uncertainty_deg).label,
                        points={k: p.xy for k, p in result.landmarks.present().items()})
             # points the user can see can be dragged into place, if they draw an angle at all (above)
             if all(truth["in_frame"].values()) and np.isfinite(row["angle_2d"]):
