@@ -13,7 +13,7 @@ from pathlib import Path
 VERSION = "v9"
 
 GATE = {
-    "min_presence": 0.5,
+    "min_presence": 0.9,  # v9: 0.5 until 2026-12-04; real feet read >= 0.927, non-foot pictures 0.31-0.99 (EXPERIMENTS.md)
     "min_in_frame": 0.5,
     "max_disagreement": 0.2,  # foot lengths: stage 1's turned and mirrored copies scatter more on no foot or a guess
     "max_off_axis_deg": 30.0,  # on stage 1's estimate and (v8) on stage 2's off-axis head, both
