@@ -46,7 +46,7 @@ up the photo as a lying one does, so from such a view only a standing foot is re
 
 
 def posture_of(landmarks: Landmarks, reason_codes: tuple[str, ...] = ()) -> Posture | None:
-    """The posture the points show, or None where they cannot show one: a refusal of the view (below) or
+    """The posture the points show, or None where they cannot show one: a refusal for the view (HIDDEN_BY_VIEW) or
     no heel, first_metatarsal, first_mtp and toe point."""
     posture = read_posture(landmarks)
     if posture is not None and HIDDEN_BY_VIEW.intersection(reason_codes) and posture.standing < 0.5:
