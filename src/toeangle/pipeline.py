@@ -14,15 +14,7 @@ from .errors import LandmarkError
 from .posture import assess as assess_posture
 from .posture_reading import posture_of
 from .routine import prescribe
-from .schema import (
-    Detection,
-    ImageInfo,
-    Landmarks,
-    MeasurementResult,
-    MeasureOptions,
-    Quality,
-    ViewCorrection,
-)
+from .schema import Detection, ImageInfo, Landmarks, MeasurementResult, MeasureOptions, Quality, ViewCorrection
 from .settings import Settings, get_settings
 from .verdict import judge
 
@@ -67,8 +59,8 @@ class Measurer:
         return Outcome(result=result, image=image)
 
     def measure_landmarks(self, landmarks: Landmarks, options: MeasureOptions | None = None,
-                          image: ImageInfo | None = None, view_correction: ViewCorrection | None = None,
-                          ) -> MeasurementResult:
+                          image: ImageInfo | None = None,
+                          view_correction: ViewCorrection | None = None) -> MeasurementResult:
         """The same answer from points alone (the phone app's corrected landmarks).
 
         ``view_correction`` is the one the photo's first answer carried: points dragged on the same photo
@@ -76,13 +68,12 @@ class Measurer:
         The posture is read from the points as they are now. Points outside the stated image are a
         LandmarkError.
         """
-        options = options or MeasureOptions()
         if image is not None:
             check_inside(landmarks, image.width, image.height)
         correction = None if view_correction is None else view_correction.for_moved_points()
         detection = Detection(landmarks=landmarks, detector="manual", quality=Quality.ok(),
                               view_correction=correction)
-        return self.assess(detection, options, image, {}, strict=True)
+        return self.assess(detection, options or MeasureOptions(), image, {}, strict=True)
 
     def assess(self, detection: Detection, options: MeasureOptions, image: ImageInfo | None,
                timings: dict[str, float], strict: bool) -> MeasurementResult:

@@ -97,11 +97,10 @@ def _example_response() -> dict[str, Any]:
 
 EXAMPLE_RESPONSE = _example_response()
 
-_BODY = FromLandmarks.model_json_schema(ref_template="#/components/schemas/{model}")
-BODY_SCHEMAS = {"FromLandmarks": _BODY}
-"""Components written out because the body is read by a dependency, not by FastAPI; the other models they
+BODY_SCHEMAS = {"FromLandmarks": FromLandmarks.model_json_schema(ref_template="#/components/schemas/{model}")}
+"""Components written out because the body is read by a dependency, not by FastAPI; the models they
 refer to (Landmarks, Point, ...) are components already, as parts of the answer."""
-_BODY.pop("$defs", None)
+del BODY_SCHEMAS["FromLandmarks"]["$defs"]
 
 PHOTO_FORM = {
     "type": "object",
