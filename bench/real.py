@@ -77,8 +77,23 @@ def landmark_errors_pct(predicted: dict[str, np.ndarray], annotated: dict[str, n
             for n in LANDMARKS if n in predicted and n in annotated}
 
 
-def annotated_angle(points: dict[str, np.ndarray]) -> float | None:
-    """The angle between the annotated points (the contract's 2D angle), None when they cannot give one."""
+def signed_errors_pct(predicted: dict[str, np.ndarray], annotated: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each predicted landmark's offset from the annotated one in the annotated foot's own frame, in % of its
+    length: (along, from heel towards the toe tip; up, towards the side the first metatarsal lies on, the
+    dorsum). A consistent offset across photos is a bias (of the model or of the annotation rule), not noise."""
+    length = foot_length(annotated)
+    if not length or "first_metatarsal" not in annotated:
+        return {}
+    along = (annotated["hallux_tip"] - annotated["heel"]) / length
+    up = np.array([-along[1], along[0]])
+    if np.dot(annotated["first_metatarsal"] - annotated["heel"], up) < 0:
+        up = -up
+    return {n: 100 * np.array([(predicted[n] - annotated[n]) @ along, (predicted[n] - annotated[n]) @ up]) / length
+            for n in LANDMARKS if n in predicted and n in annotated}
+
+
+def points_angle(points: dict[str, np.ndarray]) -> float | None:
+    """The angle between these points (the contract's 2D angle), None when they cannot give one."""
     try:
         return measure_angle(Landmarks(**{n: tuple(p) for n, p in points.items()})).angle_2d_deg
     except LandmarkError:
@@ -115,7 +130,7 @@ def repeat_errors(entries: list[dict]) -> dict[str, list[float]]:
                 px = float(np.hypot(*(first[n] - second[n])))
                 out["px"].append(px)
                 out["pct"].append(100 * px / length)
-        a, b = annotated_angle(first), annotated_angle(second)
+        a, b = points_angle(first), points_angle(second)
         if a is not None and b is not None:
             out["angle"].append(abs(a - b))
     return out
@@ -155,7 +170,7 @@ def overlay(entry: dict, data: bytes, result: MeasurementResult, out: Path) -> n
 
 
 def caption(entry: dict, result: MeasurementResult) -> str:
-    truth = annotated_angle(points_of(entry["points"]))
+    truth = points_angle(points_of(entry["points"]))
     said = (f"{result.measurement.angle_deg:.0f} deg" if result.status == "ok"
             else "refused: " + ", ".join(sorted({reason_kind(r) for r in result.reasons})))
     label = entry["side"] + (" ok-view" if entry.get("acceptable") else "")
@@ -214,9 +229,21 @@ def main() -> None:
     for n in LANDMARKS:
         print(f"  {n:17s} {spread(errors[n], '%')}")
     print(f"landmark error, every accepted view incl. refused (the model's points before the gate): {spread(ungated, '%')}")
+    print("  signed, in the annotated foot's frame (% of foot length; along: towards the toe tip, up: towards the dorsum):")
+    signed = [signed_errors_pct(predicted_points(r["result"]), points_of(r["entry"]["points"])) for r in medial]
+    for n in LANDMARKS:
+        offsets = np.array([s[n] for s in signed if n in s]).reshape(-1, 2)
+        if len(offsets):
+            print(f"  {n:17s} along median {np.median(offsets[:, 0]):+.1f}%, up median {np.median(offsets[:, 1]):+.1f}% "
+                  f"(n={len(offsets)})")
+    bias = [a - b for r in medial
+            if (a := points_angle(predicted_points(r["result"]))) is not None
+            and (b := points_angle(points_of(r["entry"]["points"]))) is not None]
+    print(f"  the model's points' own angle minus the annotated angle, every accepted view: "
+          f"{spread(bias, ' deg')}, |error| {spread([abs(b) for b in bias], ' deg')}")
     angle_errors = []
     for r in measured:
-        truth = annotated_angle(points_of(r["entry"]["points"]))
+        truth = points_angle(points_of(r["entry"]["points"]))
         if truth is not None:
             angle_errors.append(abs(r["result"].measurement.angle_deg - truth))
     repeat = repeat_errors(entries)

@@ -35,7 +35,7 @@ def test_annotation_is_well_formed(entry):
             assert 0 <= point[0] < entry["width"] and 0 <= point[1] < entry["height"], (key, point)
     if entry["acceptable"]:  # the benchmark's reference needs the angle's points and the foot length
         assert {"heel", "first_metatarsal", "first_mtp", "hallux_tip"} <= set(points_of(entry["points"]))
-        assert real.annotated_angle(points_of(entry["points"])) is not None
+        assert real.points_angle(points_of(entry["points"])) is not None
 
 
 def test_ids_are_unique_and_the_photos_are_unlicensed_only_where_said():
@@ -71,10 +71,23 @@ def test_landmark_error_is_a_share_of_the_annotated_foot_length():
     assert real.landmark_errors_pct(moved, {n: p for n, p in truth.items() if n != "heel"}) == {}
 
 
-def test_annotated_angle_follows_the_contract():
-    assert real.annotated_angle(_square()) == pytest.approx(45.0)
-    assert real.annotated_angle({n: p * (1, -1) for n, p in _square().items()}) == pytest.approx(45.0)  # mirrored
-    assert real.annotated_angle({"heel": np.array([0.0, 0.0])}) is None
+def test_signed_error_is_along_the_foot_and_towards_the_dorsum():
+    truth = _square()  # heel (0, 10) -> tip (100, 0), the dorsum towards negative y (image up)
+    moved = {**truth, "first_mtp": truth["first_mtp"] + (10.0, 1.0)}  # forwards, and 1 px towards the sole
+    along, up = real.signed_errors_pct(moved, truth)["first_mtp"]
+    squared_length = 100.0 ** 2 + 10.0 ** 2  # the offset projected on (100, -10) and (-10, -100), over the length
+    assert along == pytest.approx(100 * (10 * 100 - 1 * 10) / squared_length)
+    assert up == pytest.approx(100 * (-10 * 10 - 1 * 100) / squared_length)
+    flipped = {n: p * (1, -1) for n, p in truth.items()}  # the same foot mirrored: the signs must not change
+    assert real.signed_errors_pct({**flipped, "first_mtp": flipped["first_mtp"] + (10.0, -1.0)}, flipped)[
+        "first_mtp"] == pytest.approx((along, up))
+    assert real.signed_errors_pct(moved, {n: p for n, p in truth.items() if n != "first_metatarsal"}) == {}
+
+
+def test_points_angle_follows_the_contract():
+    assert real.points_angle(_square()) == pytest.approx(45.0)
+    assert real.points_angle({n: p * (1, -1) for n, p in _square().items()}) == pytest.approx(45.0)  # mirrored
+    assert real.points_angle({"heel": np.array([0.0, 0.0])}) is None
 
 
 def _result(status: str, angle: float | None = None, *reasons: str) -> MeasurementResult:
@@ -142,4 +155,4 @@ def test_the_model_on_an_annotated_licensed_photo_is_near_the_annotation_or_refu
     annotated = points_of(entry["points"])
     errors = real.landmark_errors_pct(real.predicted_points(result), annotated)
     assert max(errors.values()) <= 10.0, errors
-    assert abs(result.measurement.angle_deg - real.annotated_angle(annotated)) <= 15.0
+    assert abs(result.measurement.angle_deg - real.points_angle(annotated)) <= 15.0
