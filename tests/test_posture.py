@@ -69,6 +69,7 @@ def test_every_other_tests_photo_is_a_mismatch_that_suggests_the_test_it_shows(c
         return
     suggested = "passive_nwb" if shown == "active_nwb" else shown  # the first of two that look alike
     assert report.fit == "mismatch" and report.suggested_protocol == suggested
+    assert report.switch_to == suggested  # the photo shows it: judged by it as it is, no retake
     verdict = judge(30.0, MeasureOptions(protocol=chosen), RULES, 2.0, report)
     assert verdict.label == "test-mismatch" and verdict.protocol == chosen and verdict.grade is None
     assert verdict.suggested_protocol == suggested
@@ -80,6 +81,7 @@ def test_every_other_tests_photo_is_a_mismatch_that_suggests_the_test_it_shows(c
 def test_a_relaxed_standing_foot_under_the_passive_test_says_so_and_suggests_weight_bearing():
     report = assess(RELAXED_STANDING, "passive_nwb", RULES)
     assert report.fit == "mismatch" and report.suggested_protocol == "weight_bearing"
+    assert report.switch_to is None  # placed for the weight-bearing test, but its toe is not lifted: retake
     assert "relaxed standing foot" in report.seen
     assert "pushed back by hand" in report.advice and "25 deg" in report.advice
     verdict = judge(14.0, MeasureOptions(), RULES, 3.0, report)

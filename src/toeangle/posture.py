@@ -118,7 +118,7 @@ def assess(posture: Posture, chosen: ProtocolChoice, rules: ClinicalRules) -> Po
     advice = f"This looks like {seen}; the {title} test needs {PROTOCOL_POSTURES[protocol].needs}."
     if suggested is None:
         advice += " Retake the photo in that position."
-    elif tests[suggested] >= MATCH_MIN:
+    elif tests[suggested] >= MATCH_MIN:  # the photo shows the suggested test: it can be judged by it as it is
         rule = rules.protocols[suggested]
         advice += (f" It fits the {rule.title.lower()} test (normal from {rule.normal_min_deg:.0f} deg): choose that "
                    f"test, or retake the photo for the {title} test.")
@@ -127,8 +127,9 @@ def assess(posture: Posture, chosen: ProtocolChoice, rules: ClinicalRules) -> Po
         advice += (f" It is placed for the {rule.title.lower()} test (normal from {rule.normal_min_deg:.0f} deg), "
                    f"which needs {PROTOCOL_POSTURES[suggested].needs}: retake the photo for that test or for the "
                    f"{title} test.")
+    switch_to = suggested if suggested is not None and tests[suggested] >= MATCH_MIN else None
     return PostureReport(**posture.model_dump(), seen=seen, tests=_rounded(tests), protocol=protocol, fit="mismatch",
-                         suggested_protocol=suggested, advice=advice)
+                         suggested_protocol=suggested, switch_to=switch_to, advice=advice)
 
 
 def _suggest(posture: Posture, protocol: Protocol, tests: dict[Protocol, float]) -> Protocol | None:

@@ -297,6 +297,9 @@ class PostureReport(Posture):
     fit: PostureFit = Field(description="`match`: the photo shows that test; `mismatch`: it shows something else "
                                         "(the verdict is then `test-mismatch`); `unsure`: cannot tell")
     suggested_protocol: Protocol | None = Field(default=None, description="On a mismatch, the test the photo fits")
+    switch_to: Protocol | None = Field(default=None, description=(
+        "The suggested test when the photo already shows it, so that this same photo can be judged by it (the "
+        "page's one-tap switch); None when the photo must be taken again, e.g. a relaxed foot placed for it"))
     advice: str | None = Field(default=None, description="On a mismatch or when unsure: what the photo shows and "
                                                          "what to do, for a person to read")
 

@@ -451,7 +451,7 @@ function showTestCheck(body) {
   const p = body.posture;
   const button = $("switch-test");
   // one tap only to a test the photo shows (a relaxed foot is placed for one, but must be taken again)
-  const suggested = p && p.suggested_protocol && p.tests[p.suggested_protocol] >= 0.5 ? p.suggested_protocol : null;
+  const suggested = p ? p.switch_to : null;
   $("test-check").hidden = !p || (p.fit === "match" && body.options.protocol !== "auto");
   button.hidden = !suggested;
   if (!p) return;
