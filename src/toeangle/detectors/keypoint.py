@@ -132,7 +132,9 @@ class KeypointModel:
         size = STAGES[1].input_size
         h, w = rgb.shape[:2]
         scale = size / max(h, w)
-        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+        # even sizes on the even canvas: equal grey margins on both sides, so that the canvas of a turned or
+        # mirrored photo is exactly the turned or mirrored canvas (an odd margin puts the photo 1 px off)
+        nw, nh = max(2, 2 * round(w * scale / 2)), max(2, 2 * round(h * scale / 2))
         canvas = np.full((size, size, 3), LETTERBOX, np.uint8)
         ox, oy = letterbox_offset((nw, nh), size)
         canvas[oy:oy + nh, ox:ox + nw] = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
@@ -169,8 +171,9 @@ class KeypointModel:
         first = self.stage1(view)
         h, w = view.shape[:2]
         margin = self.card["stage1"]["refine_margin"] * _foot_length(first.points)
+        # the first and the last pixel the margin reaches, both kept: the same pixels whichever way the photo is turned
         x0, y0 = np.maximum(np.floor(first.points.min(0) - margin).astype(int), 0)
-        x1, y1 = np.minimum(np.ceil(first.points.max(0) + margin).astype(int), [w, h])
+        x1, y1 = np.minimum(np.ceil(first.points.max(0) + margin).astype(int) + 1, [w, h])
         if min(x1 - x0, y1 - y0) >= 32 and (x1 - x0) * (y1 - y0) <= 0.6 * w * h:  # else nothing to gain
             first = replace(first, points=self.stage1(view[y0:y1, x0:x1]).points + [x0, y0])
         located = replace(first, points=first.points + [ox, oy])
@@ -259,7 +262,7 @@ def warp_crops(rgb: np.ndarray, matrices: list[np.ndarray], size: int) -> list[n
         square = np.array([[0, 0], [size, 0], [0, size], [size, size]], float)
         corners = np.vstack([apply_affine(invert_affine(m), square) for m in matrices])
         x0, y0 = np.floor(corners.min(0)).astype(int) - 2
-        x1, y1 = np.ceil(corners.max(0)).astype(int) + 2
+        x1, y1 = np.ceil(corners.max(0)).astype(int) + 3  # 2 px past the last pixel reached, as before the first
         h, w = rgb.shape[:2]
         x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
         if x1 - x0 > 2 and y1 - y0 > 2:
