@@ -44,7 +44,7 @@ OVER_DEG = 15.0
 AGREE_DEG = 2.0
 """Turned and mirrored copies agree when their status is the same and their angles within this."""
 REASON_KINDS = (  # (kind, words in the product's reason), first match wins
-    ("no foot", "no foot found"), ("view", "away from side-on"), ("cut off", "cut off"),
+    ("no foot", "no foot found"), ("no foot", "no foot could be found"), ("view", "away from side-on"), ("cut off", "cut off"),
     ("too small", "too small"), ("outer side", "outer side"), ("heel", "heel could not be placed"),
     ("uncertain", "too uncertain"), ("dark/bright", "too dark"), ("dark/bright", "overexposed"),
     ("blur", "blurred"), ("stickers", "skin markers"),

@@ -236,6 +236,21 @@ def test_the_model_reads_a_turned_copy_as_the_same_points(measurer, name):
         assert np.abs(forefoot.points - _turned_points(second.points, turn_name, rgb.shape)).max() < 0.3, turn_name
 
 
+@pytest.mark.parametrize(("scatter", "view", "codes"), [
+    (0.5, 60.0, ("foot_unreliable", "off_axis")), (0.5, 10.0, ("foot_unreliable",)), (0.05, 60.0, ("off_axis",))])
+def test_copies_that_scatter_are_named_before_the_view(measurer, scatter, view, codes):
+    """A picture whose turned copies put the landmarks in different places holds no foot the model can read. The
+    four non-foot pictures of the real set whose presence passes all scatter so (0.23-1.51 foot lengths), and their
+    view estimate (58-65 degrees) once gave "the view is far from side-on" as the only reason for a picture of a cat."""
+    from toeangle.decode import DecodedImage
+    from toeangle.detectors.keypoint import Stage1
+
+    first = Stage1(points=np.array([[0, 90], [200, 60], [300, 80], [340, 70], [380, 80]], float), presence=0.99,
+                   in_frame=np.ones(5), off_axis_deg=view, disagreement=scatter)
+    image = DecodedImage(rgb=np.zeros((480, 640, 3), np.uint8), original_width=640, original_height=480, format="PNG")
+    assert tuple(r.code for r in measurer.detector._stage1_reasons(first, image)) == codes
+
+
 def test_landmarks_come_back_in_original_pixels_of_a_large_photo(measurer):
     name = "restricted_right_leg.jpg"
     big = cv2.resize(_rgb(name), None, fx=2.5, fy=2.5, interpolation=cv2.INTER_CUBIC)  # decoded reduced

@@ -387,13 +387,18 @@ class KeypointDetector:
         gate = self.model.gate
         if first.presence < gate.min_presence:
             return [Reason("no_foot", "no foot found in the photo")]
-        if first.off_axis_deg > gate.max_off_axis_deg:
-            return [_view_reason(first.off_axis_deg, gate.max_off_axis_deg)]
-        if first.disagreement > gate.max_disagreement:  # the points are guesses, and so would be size and cut-offs
-            return [Reason("foot_unreliable", "no foot could be found reliably (the model places its landmarks "
-                           "differently when the photo is turned): photograph the whole foot, heel to toe, from its "
-                           "inner side")]
+        # scattered copies first: the points are guesses, so would be the view, size and cut-offs read from them
+        # (on the real set: every non-foot picture whose presence passes, and 7 of 10 rear views); the view
+        # reason still follows, since the view estimate comes from the whole photo, not from the points
         reasons = []
+        if first.disagreement > gate.max_disagreement:
+            reasons.append(Reason("foot_unreliable", "no foot could be found reliably (the model places its "
+                                  "landmarks differently when the photo is turned): photograph the whole foot, heel "
+                                  "to toe, from its inner side"))
+        if first.off_axis_deg > gate.max_off_axis_deg:
+            reasons.append(_view_reason(first.off_axis_deg, gate.max_off_axis_deg))
+        if reasons:
+            return reasons
         names = dict(zip(LANDMARK_NAMES, first.in_frame))
         cut = [n for n in ("first_metatarsal", "first_mtp", "hallux_ip") if names[n] < gate.min_in_frame]
         if cut:
