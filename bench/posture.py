@@ -29,6 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
+from real import share  # noqa: E402
 from realset import find_photo, load_annotations  # noqa: E402
 
 from toeangle.pipeline import Measurer  # noqa: E402
@@ -43,10 +44,6 @@ RENDER_TOE = {"held": "raised", "lifted": "raised", "resting": "resting"}
 """training/synth.py's toe labels -> schema.TOE_STATES."""
 LEVEL_DEG = 20.0
 """A render counts as a phone photo when, turned upright, its camera is within this of level."""
-
-
-def share(k: int, n: int) -> str:
-    return f"{k}/{n} = {k / n:.0%}" if n else f"{k}/0"
 
 
 def shown_test(standing: bool, heel_raised: bool, toe: str | None) -> str | None:

@@ -115,10 +115,12 @@ def assess(posture: Posture, chosen: ProtocolChoice, rules: ClinicalRules) -> Po
                              advice=f"This may not be a photo of the {title} test ({tests[protocol]:.0%} sure it is; "
                                     f"it looks like {seen}): the test needs {PROTOCOL_POSTURES[protocol].needs}.")
     suggested = _suggest(posture, protocol, tests)
+    # the photo shows the suggested test: this same photo can be judged by it
+    switch_to = suggested if suggested is not None and tests[suggested] >= MATCH_MIN else None
     advice = f"This looks like {seen}; the {title} test needs {PROTOCOL_POSTURES[protocol].needs}."
     if suggested is None:
         advice += " Retake the photo in that position."
-    elif tests[suggested] >= MATCH_MIN:  # the photo shows the suggested test: it can be judged by it as it is
+    elif switch_to is not None:
         rule = rules.protocols[suggested]
         advice += (f" It fits the {rule.title.lower()} test (normal from {rule.normal_min_deg:.0f} deg): choose that "
                    f"test, or retake the photo for the {title} test.")
@@ -127,7 +129,6 @@ def assess(posture: Posture, chosen: ProtocolChoice, rules: ClinicalRules) -> Po
         advice += (f" It is placed for the {rule.title.lower()} test (normal from {rule.normal_min_deg:.0f} deg), "
                    f"which needs {PROTOCOL_POSTURES[suggested].needs}: retake the photo for that test or for the "
                    f"{title} test.")
-    switch_to = suggested if suggested is not None and tests[suggested] >= MATCH_MIN else None
     return PostureReport(**posture.model_dump(), seen=seen, tests=_rounded(tests), protocol=protocol, fit="mismatch",
                          suggested_protocol=suggested, switch_to=switch_to, advice=advice)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .clinical import ClinicalRules
-from .posture import MATCH_MIN, protocol_for
+from .posture import protocol_for
 from .schema import Grade, MeasureOptions, PostureReport, Verdict
 
 
@@ -69,9 +69,9 @@ def judge(angle_deg: float, options: MeasureOptions, rules: ClinicalRules,
     suggested = posture.suggested_protocol if mismatch else None
     if posture is not None and posture.advice:
         summary = f"{posture.advice} {summary}"
-        if suggested is not None and posture.tests[suggested] >= MATCH_MIN:
-            other = rules.protocols[suggested].normal_min_deg
-            summary += f" By the {rules.protocols[suggested].title.lower()} test it would be " \
+        if posture.switch_to is not None:  # the photo shows that test: what it would say by it
+            other = rules.protocols[posture.switch_to].normal_min_deg
+            summary += f" By the {rules.protocols[posture.switch_to].title.lower()} test it would be " \
                        f"{'normal' if angle_deg >= other else 'restricted'} (normal from {other:.0f} deg)."
     if mismatch and options.pain:  # no routine carries it on a mismatch
         summary += f" {rules.advice['pain']}"
