@@ -105,7 +105,7 @@ def decode_image(data: bytes, max_side: int = 2048, max_pixels: int = 40_000_000
             upright = _reduced(image, max_side)
             if orientation in _TRANSPOSE:
                 upright = upright.transpose(_TRANSPOSE[orientation])
-            rgb = np.asarray(upright.convert("RGB"))
+            rgb = np.asarray(upright if upright.mode == "RGB" else upright.convert("RGB"))  # convert() would copy an RGB image
             del upright
         except Exception as exc:
             raise CorruptImageError(f"could not decode the {fmt} image: {exc}") from None
