@@ -117,6 +117,13 @@ def agrees(base: MeasurementResult, other: MeasurementResult, tolerance: float =
     return abs(base.measurement.angle_deg - other.measurement.angle_deg) <= tolerance
 
 
+def within_stated(measurement, annotated_deg: float) -> bool | None:
+    """Whether the annotated angle lies inside the answer's stated interval (about 90%); None without one."""
+    if measurement.uncertainty_deg is None:
+        return None
+    return abs(measurement.angle_deg - annotated_deg) <= measurement.uncertainty_deg
+
+
 def repeat_errors(entries: list[dict]) -> dict[str, list[float]]:
     """Two independent passes on the same photos: per-landmark px and % of foot length, angle difference."""
     out: dict[str, list[float]] = {"px": [], "pct": [], "angle": []}
@@ -241,11 +248,14 @@ def main() -> None:
             and (b := points_angle(points_of(r["entry"]["points"]))) is not None]
     print(f"  the model's points' own angle minus the annotated angle, every accepted view: "
           f"{spread(bias, ' deg')}, |error| {spread([abs(b) for b in bias], ' deg')}")
-    angle_errors = []
+    angle_errors, inside, stated = [], [], []
     for r in measured:
         truth = points_angle(points_of(r["entry"]["points"]))
         if truth is not None:
             angle_errors.append(abs(r["result"].measurement.angle_deg - truth))
+            if (held := within_stated(r["result"].measurement, truth)) is not None:
+                inside.append(held)
+                stated.append(r["result"].measurement.uncertainty_deg)
     repeat = repeat_errors(entries)
     mae = f"{np.mean(angle_errors):.1f}" if angle_errors else "n/a"
     repeat_mae = f"{np.mean(repeat['angle']):.1f}" if repeat["angle"] else "n/a"
@@ -253,6 +263,9 @@ def main() -> None:
           f"annotators' repeat difference: mean {repeat_mae} deg (n={len(repeat['angle'])})")
     over = sum(e > OVER_DEG for e in angle_errors)
     print(f"errors over {OVER_DEG:.0f} deg: {share(over, len(angle_errors))}   (target <= 2%)")
+    if stated:
+        print(f"the annotated angle inside the answer's stated +/- (about 90%): {share(sum(inside), len(inside))}, "
+              f"stated +/- median {np.median(stated):.1f} deg (the annotations' own scatter counts against it)")
     print("refusal reasons on accepted inner-side views (a photo can have several):")
     for kind, count in Counter(reason_kind(x) for r in medial for x in r["result"].reasons).most_common():
         print(f"  {kind:12s} {count}")

@@ -105,6 +105,13 @@ def test_turned_copies_agree_only_with_the_same_status_and_a_close_angle():
     assert real.agrees(_result("unmeasurable", None, "a"), _result("unmeasurable", None, "b"))
 
 
+def test_the_stated_interval_holds_an_annotation_within_its_half_width():
+    measurement = Measurement(angle_deg=20.0, angle_2d_deg=20.0, uncertainty_deg=6.0, phalanx_point="hallux_ip")
+    assert real.within_stated(measurement, 14.0) and real.within_stated(measurement, 26.0)
+    assert not real.within_stated(measurement, 13.5) and not real.within_stated(measurement, 26.5)
+    assert real.within_stated(measurement.model_copy(update={"uncertainty_deg": None}), 20.0) is None
+
+
 def test_refusals_are_sorted_by_their_reason():
     outer = "this looks like the outer side of the foot, where the big-toe joint is hidden behind the foot"
     view = "the view is about 58 degrees away from side-on (limit 30): photograph the inner side"
