@@ -229,7 +229,7 @@ def test_the_batch_report_counts_tests_and_shows_the_fit():
             for i, (placed, protocol) in enumerate([("relaxed_standing", "passive_nwb"), ("weight_bearing", "auto"),
                                                     (None, "passive_nwb")])]
     page = build_report(rows)
-    assert "by test and posture fit" in page and "passive_nwb: mismatch" in page and "weight_bearing: match" in page
+    assert "by test and posture fit" in page and "passive_nwb (mismatch)" in page and "weight_bearing (match)" in page
     assert "suggested weight_bearing" in page and "v-test-mismatch" in page
     assert "by test and posture fit" not in build_report(rows[2:])  # nothing about posture without one
 

@@ -86,4 +86,4 @@ def test_batch_auto_writes_the_test_each_photo_was_judged_by(tmp_path, capsys):
     assert all(r.judged_by == "weight_bearing" and r.protocol == "auto" and r.posture_fit == "mismatch"
                and r.standing is not None for r in rows.values())
     summary = capsys.readouterr()
-    assert "Test (posture fit): weight_bearing mismatch: 2" in summary.out + summary.err
+    assert "Test (posture fit): weight_bearing (mismatch): 2" in summary.out + summary.err

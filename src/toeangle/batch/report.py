@@ -256,8 +256,8 @@ def build_report(rows: Iterable[Row] | Callable[[], Iterable[Row]],
     for r in again():
         total += 1
         by_status[r.status] += 1
-        if r.posture_fit:
-            by_test[f"{r.judged_by}: {r.posture_fit}"] += 1
+        if r.test_and_fit:
+            by_test[r.test_and_fit] += 1
         if r.verdict:
             by_verdict[r.verdict] += 1
             by_grade["none" if r.grade is None else f"grade {r.grade}"] += 1

@@ -126,6 +126,12 @@ class Row(BaseModel):
     def key(self) -> tuple[str, int, int]:
         return resume_key(self.path, self.size, self.mtime_ns)
 
+    @property
+    def test_and_fit(self) -> str | None:
+        """The test judged by and how the photo's posture fits it ("passive_nwb (mismatch)"): what the
+        run's summary and its report count; None without a posture."""
+        return f"{self.judged_by} ({self.posture_fit})" if self.posture_fit else None
+
     # -- building ------------------------------------------------------------------------
 
     @classmethod

@@ -53,7 +53,7 @@ class Summary:
     by_status: Counter = field(default_factory=Counter)
     by_verdict: Counter = field(default_factory=Counter)
     by_grade: Counter = field(default_factory=Counter)
-    by_test: Counter = field(default_factory=Counter)  # "test: fit", for photos with a posture
+    by_test: Counter = field(default_factory=Counter)  # Row.test_and_fit, for photos with a posture
     failures: list[tuple[str, str]] = field(default_factory=list)
     other_rows: int = 0
     """Rows in the results file for photos outside this run's set (earlier runs on other paths); kept."""
@@ -76,8 +76,8 @@ class Summary:
             self.by_verdict[row.verdict] += 1
         if row.grade is not None:
             self.by_grade[row.grade] += 1
-        if row.posture_fit:
-            self.by_test[f"{row.judged_by} {row.posture_fit}"] += 1
+        if row.test_and_fit:
+            self.by_test[row.test_and_fit] += 1
         if row.status == "error" and len(self.failures) < MAX_FAILURES_SHOWN:
             self.failures.append((row.path, row.error or ""))
 
