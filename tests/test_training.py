@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
+import pytest
 from conftest import REPO
 
 from toeangle.decode import decode_image
@@ -17,6 +18,10 @@ sys.path.insert(0, str(REPO / "training"))
 from card import write_card  # noqa: E402
 from dataset import render_set  # noqa: E402
 from run_recipe import SETS, STAGE_RECIPES, read_toml, run_recipe  # noqa: E402
+
+sys.path.insert(0, str(REPO / "bench"))
+
+from realset import SHARED_PHOTOS, load_annotations  # noqa: E402
 
 
 def test_the_recipes_train_export_and_load_through_the_runtime(tmp_path):
@@ -98,3 +103,56 @@ def test_realism_renders_are_seeded_photo_like_and_keep_the_truth_on_the_image(t
             ys, xs = np.nonzero(crop > 128)
             assert np.hypot(xs.mean() - 64, ys.mean() - 64) < 0.8, name
     assert checked >= 3 and moved >= 2, (checked, moved)
+
+
+def test_only_licensed_photos_with_all_five_points_are_trained_on():
+    from real_crops import trainable
+    points = {n: [1.0, 2.0] for n in ("heel", "first_metatarsal", "first_mtp", "hallux_ip", "hallux_tip")}
+    entries = [{"id": "mit", "licence": "MIT (LICENSE)", "points": points},
+               {"id": "unlicensed", "licence": "none stated: measure only", "points": points},
+               {"id": "no toe", "licence": "MIT", "points": {**points, "hallux_ip": None}},
+               {"id": "labels only", "licence": "MIT", "points": None}]
+    assert [e["id"] for e in trainable(entries)] == ["mit"]
+
+
+@pytest.mark.skipif(not SHARED_PHOTOS.exists(), reason="../shared/real-photos not found")
+def test_real_crops_carry_the_annotated_points_and_load_beside_renders(tmp_path):
+    """Each licensed photo and its mirror image, cut as render crops are: the metatarsal and the joint land where
+    the crop puts them (within the jitter), the plantar side down, and train.load reads the set with a rendered one."""
+    from real_crops import build_real_set, trainable
+    from train import load
+
+    from toeangle.detectors.crops import CROP_CENTRE, CROP_SIDE_METATARSALS
+    build_real_set(tmp_path / "real.npz", crops_per_photo=3, seed=1)
+    real = np.load(tmp_path / "real.npz")
+    photos = len(trainable(load_annotations()))
+    assert photos >= 2 and len(real["stage2"]) == 2 * 3 * photos
+    size = STAGES[2].input_size
+    metatarsal, joint = real["xy2"][:, 0], real["xy2"][:, 1]
+    axis = joint - metatarsal
+    length = np.hypot(*axis.T)
+    assert np.allclose(length, size / CROP_SIDE_METATARSALS, rtol=0.5)  # the crop's scale follows the axis
+    assert np.abs(np.degrees(np.arctan2(axis[:, 1], axis[:, 0]))).max() < 30  # heel to toe runs left to right
+    centre = joint + length[:, None] * np.array(CROP_CENTRE)  # the crop's centre, in crop pixels (plantar is +y)
+    assert np.median(np.hypot(*(centre - (size / 2 - 0.5)).T)) < 0.3 * size
+    assert np.isnan(real["angle"]).all() and (real["toe_state"] == -1).all() and not real["lateral"].any()
+    render_set(range(0, 4), tmp_path / "tiny.npz", workers=1)
+    both = load([tmp_path / "tiny.npz", tmp_path / "real.npz"], stage=2)
+    assert len(both["image"]) == int(np.load(tmp_path / "tiny.npz")["stage2_ok"].sum()) + len(real["stage2"])
+
+
+def test_a_frozen_encoder_keeps_its_weights_and_statistics(tmp_path):
+    """frozen = "encoder": the decoder learns, the layers whose features the view heads read do not move."""
+    import torch
+    from networks import build
+    from train import run_step
+    render_set(range(0, 8), tmp_path / "tiny.npz", workers=1)
+    before = build("unet_stage2", frozenset({"view"}))
+    torch.save(before.state_dict(), tmp_path / "init.pt")
+    after = run_step(2, "unet_stage2", [tmp_path / "tiny.npz"], tmp_path / "tiny.npz", tmp_path / "out", epochs=1,
+                     batch=4, lr=1e-2, init=tmp_path / "init.pt", heads=frozenset({"view"}), frozen="encoder")
+    old, new = before.state_dict(), after.state_dict()
+    encoder = [k for k in old if k.startswith(("stem.", "down."))]
+    assert encoder and all(torch.equal(old[k], new[k]) for k in encoder)  # BatchNorm running stats too
+    assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith("up."))
+    assert all(torch.equal(old[k], new[k]) for k in old if k.startswith("view_head."))  # no loss reaches it

@@ -70,6 +70,11 @@ class KeypointNet(nn.Module):
         ``out_stride`` (``decoder_width`` channels, read by the heatmap layer)."""
         raise NotImplementedError
 
+    def encoder_modules(self) -> list[nn.Module]:
+        """The layers that make the feature maps from stride 2 to 32 (what the view heads read): a recipe
+        step with ``frozen = "encoder"`` leaves them as they are."""
+        raise NotImplementedError
+
     def forward(self, x):
         x = self.normalise(x)
         feats, decoded = self.features(x)
@@ -119,6 +124,9 @@ class UNet(KeypointNet):
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         return x / 255.0 - 0.5
+
+    def encoder_modules(self) -> list[nn.Module]:
+        return [self.stem, self.down]
 
     def features(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         feats = [self.stem(x)]

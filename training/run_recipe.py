@@ -25,6 +25,7 @@ import torch
 from card import SIGMA_SCALE_TOLERANCE, write_card
 from dataset import render_set
 from networks import build, export
+from real_crops import build_real_set
 from train import run_step
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +34,7 @@ SETS = RECIPES / "sets.toml"
 STAGE_RECIPES = [RECIPES / "stage1.toml", RECIPES / "stage2.toml"]
 SHIPPED_CARD = ROOT / "models" / "keypoints.json"
 STEP_KEYS = {"name", "init", "data", "fit", "epochs", "lr", "batch", "threads", "jitter", "turns", "photometric",
-             "backbone_lr", "head_weight"}
+             "backbone_lr", "head_weight", "frozen"}
 
 
 def read_toml(path: Path) -> dict:
@@ -41,11 +42,14 @@ def read_toml(path: Path) -> dict:
 
 
 def render_sets(names: set[str], sets: dict, data: Path, workers: int) -> None:
-    """Render each named set that is not in ``data`` yet."""
+    """Render each named set that is not in ``data`` yet (a set of real photos' crops is cut instead)."""
     for name in sorted(names):
         out = data / f"{name}.npz"
         if not out.exists():
             spec = dict(sets[name])
+            if spec.pop("real_photos", False):
+                build_real_set(out, **spec)
+                continue
             start, stop = spec.pop("seeds")
             render_set(range(start, stop), out, workers, **spec)
 

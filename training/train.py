@@ -244,14 +244,16 @@ def evaluate(model, data, stage, batch_size=128):
 def run_step(stage: int, network: str, data: list[Path], val: Path, out: Path, *, epochs: int, lr: float = 3e-3,
              batch: int = 64, threads: int = 2, jitter: float = 0.0, turns: bool = False, photometric: float = 0.0,
              backbone_lr: float = 1.0, head_weight: float = 1.0, init: Path | None = None, fit: str | None = None,
-             heads: frozenset[str] = frozenset(), weights: Path | None = None) -> KeypointNet:
+             frozen: str | None = None, heads: frozenset[str] = frozenset(), weights: Path | None = None) -> KeypointNet:
     """One recipe step: train the network (``fit`` None) or fit one Gaussian head on its frozen features
     (``fit`` "view", "perspective" or "off_axis"), from ``init``'s weights, or else from the backbone's
-    ImageNet weights where it has them (kept in ``weights``); writes ``out/stage<N>.pt`` and
-    ``out/stage<N>_train.json`` (validation figures and the step's parameters)."""
+    ImageNet weights where it has them (kept in ``weights``); ``frozen`` "encoder" trains the rest of the
+    network only (``freeze_encoder``); writes ``out/stage<N>.pt`` and ``out/stage<N>_train.json`` (validation
+    figures and the step's parameters)."""
     params = dict(network=network, data=[str(d) for d in data], val=str(val), epochs=epochs, lr=lr, batch=batch,
                   threads=threads, jitter=jitter, turns=turns, photometric=photometric, backbone_lr=backbone_lr,
-                  head_weight=head_weight, init=str(init) if init else None, fit=fit, heads=sorted(heads))
+                  head_weight=head_weight, init=str(init) if init else None, fit=fit, frozen=frozen,
+                  heads=sorted(heads))
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
@@ -265,12 +267,16 @@ def run_step(stage: int, network: str, data: list[Path], val: Path, out: Path, *
         assert all(k.startswith(f"{fit}_head.") for k in missing), missing
     elif weights is not None:
         imagenet_weights(model, weights)
+    if frozen not in (None, "encoder"):
+        raise ValueError(f"frozen: only 'encoder' can be frozen, not {frozen!r}")
+    kept = freeze_encoder(model) if frozen else []
     started = time.time()
     if fit:
         HEAD_FITS[fit](model, train, epochs)
     else:
         augmentation = dict(jitter=jitter, turns=turns, photometric=photometric)
-        train_network(model, train, val_data, stage, gen, epochs, lr, backbone_lr, batch, augmentation, head_weight)
+        train_network(model, train, val_data, stage, gen, epochs, lr, backbone_lr, batch, augmentation, head_weight,
+                      kept)
     out.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), out / f"stage{stage}.pt")
     seconds, figures = round(time.time() - started), evaluate(model, val_data, stage)
@@ -281,15 +287,27 @@ def run_step(stage: int, network: str, data: list[Path], val: Path, out: Path, *
     return model
 
 
+def freeze_encoder(model: KeypointNet) -> list[nn.Module]:
+    """Keep the encoder as it is (weights and BatchNorm statistics): the view heads read its features, so a
+    step that teaches the decoder alone leaves them valid without fitting them again. Returns the frozen
+    modules, which train_network keeps in eval mode."""
+    kept = model.encoder_modules()
+    for module in kept:
+        module.requires_grad_(False)
+    return kept
+
+
 def train_network(model: KeypointNet, train, val, stage: int, gen: torch.Generator, epochs: int, lr: float,
-                  backbone_lr: float, batch: int, augmentation: dict, head_weight: float) -> None:
-    """The whole network, by AdamW on a one-cycle schedule, its images augmented (``augment``'s options);
-    a pretrained backbone learns at ``backbone_lr`` times the rate of the rest."""
+                  backbone_lr: float, batch: int, augmentation: dict, head_weight: float,
+                  kept: list[nn.Module] = ()) -> None:
+    """The network (but the ``kept`` modules, frozen), by AdamW on a one-cycle schedule, its images augmented
+    (``augment``'s options); a pretrained backbone learns at ``backbone_lr`` times the rate of the rest."""
     n = len(train["image"])
     steps = epochs * (n // batch)
     backbone = {id(p) for p in model.backbone.parameters()} if hasattr(model, "backbone") else set()
-    groups = [{"params": [p for p in model.parameters() if id(p) in backbone], "lr": lr * backbone_lr},
-              {"params": [p for p in model.parameters() if id(p) not in backbone], "lr": lr}]
+    learning = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in learning if id(p) in backbone], "lr": lr * backbone_lr},
+              {"params": [p for p in learning if id(p) not in backbone], "lr": lr}]
     groups = [g for g in groups if g["params"]]
     opt = torch.optim.AdamW(groups, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=steps,
@@ -298,6 +316,8 @@ def train_network(model: KeypointNet, train, val, stage: int, gen: torch.Generat
     started, step = time.time(), 0
     for epoch in range(epochs):
         model.train()
+        for module in kept:
+            module.eval()
         order = torch.randperm(n, generator=gen)
         running = []
         for i in range(0, n - batch + 1, batch):
