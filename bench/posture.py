@@ -8,7 +8,8 @@ heel raised, the toe held / lifted / resting; the toe unlabelled between 25 and 
 raised heel; here held and lifted count as raised). The renderer rolls half its cameras at random; a
 phone's photo is upright once its EXIF is applied, so each render is turned upright by the quarter turn
 that brings the floor's down nearest the photo's down, and only those within 20 degrees of level are
-scored (the rest are counted). Real photos: bench/real/annotations.json's ``posture`` labels (where the
+scored (the rest are counted). Real photos: bench/real/annotations.json's ``posture`` labels, less the photos
+stage 2 is trained on (bench/realset.py ``trainable``) (where the
 photos are: bench/realset.py; the scikit-image non-foot pictures are left out). Each photo is decoded
 and read by the product's detector once, then judged through the product's own pipeline under the
 default passive test and under ``auto``. A probability of at least 0.5 counts as "yes"; the toe's state
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from real import share  # noqa: E402
-from realset import find_photo, load_annotations  # noqa: E402
+from realset import find_photo, load_annotations, trainable  # noqa: E402
 
 from toeangle.pipeline import Measurer  # noqa: E402
 from toeangle.posture_reading import posture_of  # noqa: E402
@@ -165,7 +166,8 @@ def renders(reader: Reader, n: int) -> None:
 
 
 def real(reader: Reader, photos: Path | None) -> None:
-    entries = [e for e in load_annotations() if e["side"] != "no-foot" and e.get("posture")]
+    trained = {e["id"] for e in trainable(load_annotations())}  # stage 2 learnt their points: not a measure
+    entries = [e for e in load_annotations() if e["side"] != "no-foot" and e.get("posture") and e["id"] not in trained]
     rows, missing = [], Counter()
     for entry in entries:
         found = find_photo(entry, photos)

@@ -5,7 +5,8 @@
 
 Reads bench/real/annotations.json (how to place the points: ../shared/find/ANNOTATING.md; where the
 photos are: bench/realset.py) and runs `toeangle.pipeline.Measurer` on every photo it can find,
-saying which it could not. Prints, for inner-side (medial) views a clinician would accept: the
+saying which it could not; the photos the model is trained on (bench/realset.py ``trainable``: licensed,
+fully annotated) are left out of every figure. Prints, for inner-side (medial) views a clinician would accept: the
 share measured, landmark error (% of the annotated foot length, heel to toe tip), angle error
 against the annotated points beside the annotators' own repeat error, and errors over 15 degrees;
 the reasons for refusals; agreement of 90/180/270-degree turned and mirrored copies; whether
@@ -30,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from realset import LANDMARKS, draw_points, find_photo, load_annotations, points_of, tile, upright_rgb  # noqa: E402
+from realset import LANDMARKS, draw_points, find_photo, load_annotations, points_of, tile, trainable, upright_rgb  # noqa: E402
 
 from toeangle.angle import measure_angle  # noqa: E402
 from toeangle.decode import decode_image, encode_png  # noqa: E402
@@ -196,8 +197,11 @@ def main() -> None:
     measurer = Measurer(settings)
     auto = measurer if settings.detector == "auto" else Measurer(Settings(detector="auto"))
     entries = load_annotations()
+    trained = {e["id"] for e in trainable(entries)}
     rows, missing = [], []
     for entry in entries:
+        if entry["id"] in trained:
+            continue
         found = find_photo(entry, args.photos)
         if found.data is None:
             missing.append((entry, found.where))
@@ -213,8 +217,9 @@ def main() -> None:
 
     print(f"# toeangle on real photos (bench/real.py), detector {settings.detector} "
           f"({rows[0]['result'].detector if rows else '-'})")
-    print(f"photos annotated {len(entries)}, found {len(rows)} "
-          f"({dict(Counter(r['where'] for r in rows))}), missing {len(missing)}")
+    print(f"photos annotated {len(entries)}; trained on, so left out of every figure: {len(trained)} "
+          f"({', '.join(sorted(trained))}); found {len(rows)} ({dict(Counter(r['where'] for r in rows))}), "
+          f"missing {len(missing)}")
     for source, count in Counter(e["repo"] for e, _ in missing).items():
         why = next(where for e, where in missing if e["repo"] == source)
         print(f"  missing {count} from {source} (fetch it, or give --photos ROOT): {why}")

@@ -42,6 +42,13 @@ def load_annotations(path: Path = ANNOTATIONS) -> list[dict]:
     return json.loads(path.read_text())["photos"]
 
 
+def trainable(entries: list[dict]) -> list[dict]:
+    """The annotated photos that may be trained on (training/real_crops.py) and so are left out of what
+    bench/real.py measures: a licence that allows it and all five points placed."""
+    return [e for e in entries if not e["licence"].startswith("none stated")
+            and all((e.get("points") or {}).get(name) for name in LANDMARKS)]
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

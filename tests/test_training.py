@@ -106,7 +106,7 @@ def test_realism_renders_are_seeded_photo_like_and_keep_the_truth_on_the_image(t
 
 
 def test_only_licensed_photos_with_all_five_points_are_trained_on():
-    from real_crops import trainable
+    from realset import trainable
     points = {n: [1.0, 2.0] for n in ("heel", "first_metatarsal", "first_mtp", "hallux_ip", "hallux_tip")}
     entries = [{"id": "mit", "licence": "MIT (LICENSE)", "points": points},
                {"id": "unlicensed", "licence": "none stated: measure only", "points": points},
@@ -119,7 +119,8 @@ def test_only_licensed_photos_with_all_five_points_are_trained_on():
 def test_real_crops_carry_the_annotated_points_and_load_beside_renders(tmp_path):
     """Each licensed photo and its mirror image, cut as render crops are: the metatarsal and the joint land where
     the crop puts them (within the jitter), the plantar side down, and train.load reads the set with a rendered one."""
-    from real_crops import build_real_set, trainable
+    from real_crops import build_real_set
+    from realset import trainable
     from train import load
 
     from toeangle.detectors.crops import CROP_CENTRE, CROP_SIDE_METATARSALS

@@ -1,7 +1,7 @@
 """Stage-2 crops of the annotated real photos whose licence allows training: the only real skin the model sees.
 
-Every entry of bench/real/annotations.json whose licence is not "none stated" and whose five points are all
-placed (today the MIT photos of ../shared/real-photos) is decoded as the product decodes it, mirrored as well
+Every entry of bench/real/annotations.json that bench/realset.py calls trainable (a licence that allows it,
+all five points placed: today MIT photos of ../shared/real-photos) is decoded as the product decodes it, mirrored as well
 (a mirrored photo is a photo of the other foot), and cut ``crops_per_photo`` times around its annotated
 forefoot exactly as dataset.py cuts a render (forefoot_matrix, the same jitter, as a first stage misses) with
 the runtime's resampling (warp_crop). What a photo does not say is left unlabelled: the 3D angle and the view
@@ -23,16 +23,10 @@ from toeangle.detectors.crops import FOREFOOT, apply_affine
 from toeangle.detectors.keypoint import warp_crop
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from realset import LANDMARKS, find_photo, load_annotations, points_of  # noqa: E402
+from realset import find_photo, load_annotations, points_of, trainable  # noqa: E402
 
 CROP_JITTER = 0.07
 """dataset.py's: how far (metatarsal lengths, 1 sigma) the crop's defining points wander, as stage 1's do."""
-
-
-def trainable(entries: list[dict]) -> list[dict]:
-    """The annotated photos that may be trained on: a licence that allows it and all five points placed."""
-    return [e for e in entries if not e["licence"].startswith("none stated")
-            and all((e.get("points") or {}).get(name) for name in LANDMARKS)]
 
 
 def build_real_set(out: Path, crops_per_photo: int, seed: int, decode_max_side: int = 2048) -> None:
