@@ -17,10 +17,13 @@ ANNOTATIONS = Path(__file__).resolve().parents[1] / "bench" / "real" / "annotati
 
 
 def side_views() -> list[dict]:
-    """The annotated real side views with the four points the reading needs (points only: no photo is read)."""
+    """The annotated real views a clinician would accept (inner side, within about 30 degrees of side-on) with the
+    four points the reading needs (points only: no photo is read). Points placed anyway on views from well above
+    are left out: looking down at a standing foot makes it point up the photo as a lying one does, which is why
+    posture_of keeps no lying reading behind a refusal for the view."""
     photos = json.loads(ANNOTATIONS.read_text())["photos"]
-    return [p for p in photos if p.get("points") and all(p["points"].get(n) for n in
-                                                          ("heel", "first_metatarsal", "first_mtp", "hallux_tip"))]
+    return [p for p in photos if p.get("acceptable") and p.get("points")
+            and all(p["points"].get(n) for n in ("heel", "first_metatarsal", "first_mtp", "hallux_tip"))]
 
 
 def landmarks(points: dict) -> Landmarks:
@@ -28,17 +31,17 @@ def landmarks(points: dict) -> Landmarks:
 
 
 def test_the_annotated_real_side_views_read_standing_or_not_as_labelled():
-    """The team's points on 46 real photos (29 standing, 17 lying or seated): every one right. The limits
-    were set looking at these figures, so this holds the reading to them; bench/posture.py measures the
+    """The team's points on 65 real photos (49 standing, 16 lying or seated): every one right. The limits
+    were set looking at the first 46 of them, so this holds the reading to them; bench/posture.py measures the
     model's own points."""
     views = side_views()
-    assert len(views) >= 45
+    assert len(views) >= 65
     wrong = [v["id"] for v in views if (read_posture(landmarks(v["points"])).standing >= 0.5)
              != v["posture"]["standing"]]
     assert wrong == []
     resting = [v for v in views if v["posture"]["toe"] == "resting"]
     called = sum(read_posture(landmarks(v["points"])).toe["resting"] >= 0.5 for v in resting)
-    assert called >= 0.9 * len(resting)  # measured 43 of 46 (two lying toes at 38 and 41 deg read raised)
+    assert called >= 0.9 * len(resting)  # measured 62 of 65 (43 of the first 46: two lying toes at 38 and 41 deg read raised)
 
 
 @pytest.mark.parametrize("placed, standing, heel_raised, toe", [

@@ -10,12 +10,12 @@ import hashlib
 import json
 from pathlib import Path
 
-VERSION = "v9"
+VERSION = "v10"
 
 GATE = {
     "min_presence": 0.9,  # v9: 0.5 until 2026-12-04; real feet read >= 0.927, non-foot pictures 0.31-0.99 (EXPERIMENTS.md)
     "min_in_frame": 0.5,
-    "max_disagreement": 0.2,  # foot lengths: stage 1's turned and mirrored copies scatter more on no foot or a guess
+    "max_disagreement": 0.15,  # foot lengths: stage 1's copies scatter more on no foot or a guess (v10; v9 0.2)
     "max_off_axis_deg": 30.0,  # on stage 1's estimate and (v8) on stage 2's off-axis head, both
     "min_foot_px": 150.0,
     "min_luminance": 15.0,
