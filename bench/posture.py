@@ -9,8 +9,8 @@ raised heel; here held and lifted count as raised). The renderer rolls half its 
 phone's photo is upright once its EXIF is applied, so each render is turned upright by the quarter turn
 that brings the floor's down nearest the photo's down, and only those within 20 degrees of level are
 scored (the rest are counted). Real photos: bench/real/annotations.json's ``posture`` labels, less the photos
-stage 2 is trained on (bench/realset.py ``trainable``) (where the
-photos are: bench/realset.py; the scikit-image non-foot pictures are left out). Each photo is decoded
+stage 2 is trained on (bench/realset.py ``trainable``) and the scikit-image non-foot pictures; where the photos
+are: bench/realset.py. Each photo is decoded
 and read by the product's detector once, then judged through the product's own pipeline under the
 default passive test and under ``auto``. A probability of at least 0.5 counts as "yes"; the toe's state
 is its more probable one. Prints each target beside its figure.

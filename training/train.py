@@ -299,7 +299,7 @@ def freeze_encoder(model: KeypointNet) -> list[nn.Module]:
 
 def train_network(model: KeypointNet, train, val, stage: int, gen: torch.Generator, epochs: int, lr: float,
                   backbone_lr: float, batch: int, augmentation: dict, head_weight: float,
-                  kept: list[nn.Module] = ()) -> None:
+                  kept: tuple[nn.Module, ...] | list[nn.Module] = ()) -> None:
     """The network (but the ``kept`` modules, frozen), by AdamW on a one-cycle schedule, its images augmented
     (``augment``'s options); a pretrained backbone learns at ``backbone_lr`` times the rate of the rest."""
     n = len(train["image"])
