@@ -157,3 +157,32 @@ def test_a_frozen_encoder_keeps_its_weights_and_statistics(tmp_path):
     assert encoder and all(torch.equal(old[k], new[k]) for k in encoder)  # BatchNorm running stats too
     assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith("up."))
     assert all(torch.equal(old[k], new[k]) for k in old if k.startswith("view_head."))  # no loss reaches it
+
+
+def test_a_warm_head_fit_goes_on_from_the_head_and_crops_without_an_angle_teach_only_the_sides(tmp_path):
+    """warm = true: the view head starts from the one it has (at a vanishing rate its outputs stay as they were;
+    from scratch they do not), and crops with no 3D angle (a real photo's) leave every output finite."""
+    import torch
+    from networks import build
+    from train import load, run_step, view_inputs
+    render_set(range(0, 8), tmp_path / "tiny.npz", workers=1)
+    real = dict(np.load(tmp_path / "tiny.npz"))
+    real.update(angle=np.full_like(real["angle"], np.nan), off_axis=np.full_like(real["off_axis"], np.nan))
+    np.savez(tmp_path / "real.npz", **real)
+    torch.manual_seed(3)
+    before = build("unet_stage2", frozenset({"view"})).eval()
+    torch.save(before.state_dict(), tmp_path / "init.pt")
+    images = load([tmp_path / "tiny.npz"], stage=2)["image"]
+    features, _ = view_inputs(before, images)
+    with torch.no_grad():
+        expected = before.view_head(features)
+
+    def fitted(warm: bool, lr: float, sets: list[str]) -> torch.Tensor:
+        model = run_step(2, "unet_stage2", [tmp_path / s for s in sets], tmp_path / "tiny.npz", tmp_path / f"out{warm}{lr}",
+                         epochs=1, lr=lr, fit="view", warm=warm, init=tmp_path / "init.pt", heads=frozenset({"view"}))
+        with torch.no_grad():
+            return model.view_head(features)
+
+    assert torch.allclose(fitted(True, 1e-9, ["tiny.npz", "real.npz"]), expected, atol=1e-3)
+    assert not torch.allclose(fitted(False, 2e-3, ["tiny.npz"]), expected, atol=1e-3)
+    assert torch.isfinite(fitted(True, 1e-2, ["real.npz"])).all()

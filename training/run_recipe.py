@@ -34,7 +34,7 @@ SETS = RECIPES / "sets.toml"
 STAGE_RECIPES = [RECIPES / "stage1.toml", RECIPES / "stage2.toml"]
 SHIPPED_CARD = ROOT / "models" / "keypoints.json"
 STEP_KEYS = {"name", "init", "data", "fit", "epochs", "lr", "batch", "threads", "jitter", "turns", "photometric",
-             "backbone_lr", "head_weight", "frozen"}
+             "backbone_lr", "head_weight", "frozen", "warm"}
 
 
 def read_toml(path: Path) -> dict:

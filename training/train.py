@@ -244,15 +244,16 @@ def evaluate(model, data, stage, batch_size=128):
 def run_step(stage: int, network: str, data: list[Path], val: Path, out: Path, *, epochs: int, lr: float = 3e-3,
              batch: int = 64, threads: int = 2, jitter: float = 0.0, turns: bool = False, photometric: float = 0.0,
              backbone_lr: float = 1.0, head_weight: float = 1.0, init: Path | None = None, fit: str | None = None,
-             frozen: str | None = None, heads: frozenset[str] = frozenset(), weights: Path | None = None) -> KeypointNet:
+             frozen: str | None = None, warm: bool = False, heads: frozenset[str] = frozenset(),
+             weights: Path | None = None) -> KeypointNet:
     """One recipe step: train the network (``fit`` None) or fit one Gaussian head on its frozen features
-    (``fit`` "view", "perspective" or "off_axis"), from ``init``'s weights, or else from the backbone's
-    ImageNet weights where it has them (kept in ``weights``); ``frozen`` "encoder" trains the rest of the
-    network only (``freeze_encoder``); writes ``out/stage<N>.pt`` and ``out/stage<N>_train.json`` (validation
-    figures and the step's parameters)."""
+    (``fit`` "view", "perspective" or "off_axis": from scratch, or with ``warm`` from the head as ``init`` has it, at
+    ``lr``), from ``init``'s weights, or else from the backbone's ImageNet weights where it has them (kept in
+    ``weights``); ``frozen`` "encoder" trains the rest of the network only (``freeze_encoder``); writes
+    ``out/stage<N>.pt`` and ``out/stage<N>_train.json`` (validation figures and the step's parameters)."""
     params = dict(network=network, data=[str(d) for d in data], val=str(val), epochs=epochs, lr=lr, batch=batch,
                   threads=threads, jitter=jitter, turns=turns, photometric=photometric, backbone_lr=backbone_lr,
-                  head_weight=head_weight, init=str(init) if init else None, fit=fit, frozen=frozen,
+                  head_weight=head_weight, init=str(init) if init else None, fit=fit, frozen=frozen, warm=warm,
                   heads=sorted(heads))
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -261,9 +262,9 @@ def run_step(stage: int, network: str, data: list[Path], val: Path, out: Path, *
     model = build(network, heads)
     if init:
         state = torch.load(init)
-        if fit:  # fitted from scratch below, so an older head (other outputs) need not fit
+        if fit and not warm:  # fitted from scratch below, so an older head (other outputs) need not fit
             state = {k: v for k, v in state.items() if not k.startswith(f"{fit}_head.")}
-        missing = model.load_state_dict(state, strict=fit is None).missing_keys
+        missing = model.load_state_dict(state, strict=fit is None or warm).missing_keys
         assert all(k.startswith(f"{fit}_head.") for k in missing), missing
     elif weights is not None:
         imagenet_weights(model, weights)
@@ -271,8 +272,10 @@ def run_step(stage: int, network: str, data: list[Path], val: Path, out: Path, *
         raise ValueError(f"frozen: only 'encoder' can be frozen, not {frozen!r}")
     kept = freeze_encoder(model) if frozen else []
     started = time.time()
+    if warm and not fit:
+        raise ValueError("warm: only a head fit (fit = ...) can start from the head it has")
     if fit:
-        HEAD_FITS[fit](model, train, epochs)
+        HEAD_FITS[fit](model, train, epochs, lr if warm else None)
     else:
         augmentation = dict(jitter=jitter, turns=turns, photometric=photometric)
         train_network(model, train, val_data, stage, gen, epochs, lr, backbone_lr, batch, augmentation, head_weight,
@@ -406,53 +409,59 @@ def perspective_metrics(model: KeypointNet, features: torch.Tensor, data, near: 
             "perspective_p95_near": float(torch.quantile(corrected, 0.95))}
 
 
-def train_view_head(model: KeypointNet, train, epochs: int) -> None:
+def train_view_head(model: KeypointNet, train, epochs: int, warm_lr: float | None = None) -> None:
     """Fit the view head on frozen stage-2 features (minutes): a Gaussian likelihood for the correction
     (its value and sigma; view_target) on upright crops, and sole-up classification on the crops and their upside-down copies
     (a crop cut with the heel on the wrong side of the metatarsal axis shows the sole up), and outer-side
-    (lateral view) classification on the upright crops."""
+    (lateral view) classification on the upright crops. A crop with no 3D angle (a real photo's:
+    real_crops.py) teaches the sole-up and outer-side outputs only. ``warm_lr``: fit_head's."""
     (upright, points), flipped = view_inputs(model, train["image"]), view_inputs(model, train["image"].flip(-2))[0]
     feats = torch.cat([upright, flipped])
     target = torch.cat([view_target(train, points), torch.zeros(len(flipped))]) / DEGREES_PER_UNIT
+    angled = ~target.isnan()
+    target = target.nan_to_num()
     sole_up = torch.cat([torch.zeros(len(upright)), torch.ones(len(flipped))])
     lateral = torch.cat([train["lateral"], torch.zeros(len(flipped))])
     print(f"view features: {tuple(feats.shape)}", flush=True)
 
     def loss_of(out, idx):
         up = 1 - sole_up[idx]
-        nll = gaussian_nll(target[idx], out)
+        nll = gaussian_nll(target[idx], out) * angled[idx]
         outer = F.binary_cross_entropy_with_logits(out[:, 3], lateral[idx], reduction="none")
         loss = ((nll + LATERAL_WEIGHT * outer) * up).sum() / up.sum().clamp(min=1)  # upright crops only
         return loss + F.binary_cross_entropy_with_logits(out[:, 2], sole_up[idx])
 
-    fit_head(model.view_head, feats, loss_of, epochs)
+    fit_head(model.view_head, feats, loss_of, epochs, warm_lr)
 
 
-def train_perspective_head(model: KeypointNet, train, epochs: int) -> None:
+def train_perspective_head(model: KeypointNet, train, epochs: int, warm_lr: float | None = None) -> None:
     """Fit the perspective head on frozen stage-2 features, the view head left as it is: the correction
     of the *true* 2D points. The view head's correction (since v6) also takes back the found points'
     expected error, which points placed by hand do not share."""
-    fit_gaussian_head(model.perspective_head, model, perspective_target(train), train, epochs)
+    fit_gaussian_head(model.perspective_head, model, perspective_target(train), train, epochs, warm_lr)
 
 
-def train_off_axis_head(model: KeypointNet, train, epochs: int) -> None:
+def train_off_axis_head(model: KeypointNet, train, epochs: int, warm_lr: float | None = None) -> None:
     """Fit the off-axis head on frozen stage-2 features, the other heads left as they are: how far the
     camera is from side-on. Stage 1 judges that from the whole photo at 128 px (validation MAE 10
     degrees), too coarsely to gate on; the forefoot crop at the photo's own resolution shows it better.
     Its training crops should include views far from side-on, which the other heads never see
     (dataset.py --crop-max-off-axis 90)."""
-    fit_gaussian_head(model.off_axis_head, model, train["off_axis"], train, epochs)
+    fit_gaussian_head(model.off_axis_head, model, train["off_axis"], train, epochs, warm_lr)
 
 
-def fit_gaussian_head(head: nn.Sequential, model: KeypointNet, target_deg: torch.Tensor, train, epochs: int) -> None:
-    """Fit one (value, log-sigma) head on the frozen network's view features by Gaussian likelihood."""
-    feats, _ = view_inputs(model, train["image"])
-    target = target_deg / DEGREES_PER_UNIT
+def fit_gaussian_head(head: nn.Sequential, model: KeypointNet, target_deg: torch.Tensor, train, epochs: int,
+                      warm_lr: float | None = None) -> None:
+    """Fit one (value, log-sigma) head on the frozen network's view features by Gaussian likelihood (crops
+    without the target, a real photo's, left out)."""
+    known = ~target_deg.isnan()
+    feats, _ = view_inputs(model, train["image"][known])
+    target = target_deg[known] / DEGREES_PER_UNIT
 
     def loss_of(out, idx):
         return gaussian_nll(target[idx], out).mean()
 
-    fit_head(head, feats, loss_of, epochs)
+    fit_head(head, feats, loss_of, epochs, warm_lr)
 
 
 def off_axis_metrics(model: KeypointNet, features: torch.Tensor, data) -> dict[str, float]:
@@ -475,19 +484,28 @@ def gaussian_nll(target: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     return 0.5 * ((target - out[:, 0]) / torch.exp(log_sigma)) ** 2 + log_sigma
 
 
-def fit_head(head: nn.Sequential, feats: torch.Tensor, loss_of, epochs: int) -> None:
-    """Fit a head from scratch on frozen features (standardised; AdamW, one-cycle, batches of 256),
-    then fold the standardisation into its first layer, so that the export needs nothing extra.
+def fit_head(head: nn.Sequential, feats: torch.Tensor, loss_of, epochs: int, warm_lr: float | None = None) -> None:
+    """Fit a head on frozen features (standardised; AdamW, one-cycle, batches of 256), then fold the
+    standardisation into its first layer, so that the export needs nothing extra. From scratch at 2e-3, or
+    with ``warm_lr`` on from the head as it is (its first layer unfolded onto this data's standardisation,
+    which leaves its outputs as they were): new data teaches it without the sets it was fitted on.
     ``loss_of(output, batch indices)`` gives the batch's loss."""
     layers = [layer for layer in head if isinstance(layer, nn.Linear)]
-    for layer in layers:
-        layer.reset_parameters()
-    head.train()  # view_inputs() left the whole model in eval mode; the head's dropout must work
+    first = layers[0]
     mean, std = feats.mean(0), feats.std(0).clamp(min=1e-3)
+    if warm_lr is None:
+        for layer in layers:
+            layer.reset_parameters()
+    else:
+        with torch.no_grad():
+            first.bias += first.weight @ mean
+            first.weight *= std
+    head.train()  # view_inputs() left the whole model in eval mode; the head's dropout must work
     z = (feats - mean) / std
-    opt = torch.optim.AdamW(head.parameters(), lr=2e-3, weight_decay=1e-3)
+    lr = warm_lr or 2e-3
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-3)
     steps = epochs * ((len(z) + 255) // 256)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     step = 0
     for _ in range(epochs):
         order = torch.randperm(len(z))
@@ -496,7 +514,6 @@ def fit_head(head: nn.Sequential, feats: torch.Tensor, loss_of, epochs: int) -> 
             step = descend(opt, sched, loss_of(head(z[idx]), idx), step, steps)
     head.eval()
     with torch.no_grad():
-        first = layers[0]
         first.bias -= (first.weight * (mean / std)).sum(1)
         first.weight /= std
 
