@@ -152,6 +152,10 @@ def touch_drag(page, start: tuple[float, float], end: tuple[float, float], steps
     cdp.detach()
 
 
+SHOWN = 0.05 + 1e-9
+"""How far the angle the page shows (one decimal, app.js fmt) may lie from the answer's (two decimals)."""
+
+
 def shown_angle(page) -> float:
     return float(page.text_content("#angle").replace("\u00b0", "").replace("\u2212", "-"))
 
@@ -196,7 +200,7 @@ def test_measure_drag_a_point_by_touch_and_match_the_api(phone, server, shots):
     first = measure(page, SAMPLES / "held_by_hand_right.jpg")  # the passive test: a hand pushes the toe back
     assert first["status"] == "ok" and first.get("overlay_png_base64") is None  # the page draws the points itself
     before = shown_angle(page)
-    assert before == pytest.approx(first["measurement"]["angle_deg"], abs=0.05)
+    assert before == pytest.approx(first["measurement"]["angle_deg"], abs=SHOWN)
     assert page.locator("#verdict").text_content() == first["verdict"]["label"]
     page.screenshot(path=str(shots / "phone-2-measured.png"))
 
@@ -218,8 +222,8 @@ def test_measure_drag_a_point_by_touch_and_match_the_api(phone, server, shots):
     assert request["landmarks"]["first_mtp"]["x"] == round(first["landmarks"]["first_mtp"]["x"], 2)  # others stay
     assert answer["measurement"]["uncertainty_deg"] is not None  # the sigmas went back with the points
     after = shown_angle(page)
-    assert after == pytest.approx(answer["measurement"]["angle_deg"], abs=0.05)
-    assert after == pytest.approx(api_angle(server, request), abs=0.05)
+    assert after == pytest.approx(answer["measurement"]["angle_deg"], abs=SHOWN)
+    assert after == pytest.approx(api_angle(server, request), abs=SHOWN)
     assert abs(after - before) > 3
     no_overflow(page)
     assert axe_violations(page) == []
@@ -229,12 +233,15 @@ def test_measure_drag_a_point_by_touch_and_match_the_api(phone, server, shots):
     # (the model's own points are sent with the photo's own correction, so they read as the photo did)
     request, undone = rescored(page, lambda: page.click("#undo"))
     assert request["view_correction"] == {k: first["measurement"]["view_correction"][k] for k in ("degrees", "sigma_deg")}
-    assert shown_angle(page) == pytest.approx(before, abs=0.05)
+    # the page shows what the re-score answered, the photo's angle within the points' 0.01 px rounding (so its one
+    # decimal may be a step from the first's when that angle ends in 5: 76.75 read 76.7 and 76.8)
+    assert shown_angle(page) == pytest.approx(undone["measurement"]["angle_deg"], abs=SHOWN)
     assert undone["measurement"]["angle_deg"] == pytest.approx(first["measurement"]["angle_deg"], abs=0.02)
     start = to_screen(page, tip["x"], tip["y"], size)
     rescored(page, lambda: touch_drag(page, start, (start[0], start[1] - 28)))
-    rescored(page, lambda: page.click("#reset"))
-    assert shown_angle(page) == pytest.approx(before, abs=0.05)
+    _, reset = rescored(page, lambda: page.click("#reset"))
+    assert shown_angle(page) == pytest.approx(reset["measurement"]["angle_deg"], abs=SHOWN)
+    assert reset["measurement"]["angle_deg"] == pytest.approx(first["measurement"]["angle_deg"], abs=0.02)
     assert page.is_disabled("#reset")
 
     # kept on this device: one entry for this photo, updated by the re-scores
@@ -305,7 +312,7 @@ def test_refused_photo_place_the_points_yourself(sized, server, shots):
     for landmark in names:
         assert request["landmarks"][landmark]["x"] == pytest.approx(truth["landmarks"][landmark][0], abs=2)
         assert request["landmarks"][landmark]["y"] == pytest.approx(truth["landmarks"][landmark][1], abs=2)
-    assert shown_angle(page) == pytest.approx(api_angle(server, request), abs=0.05)
+    assert shown_angle(page) == pytest.approx(api_angle(server, request), abs=SHOWN)
     assert page.is_hidden("#placing")
     assert page.locator("#reasons li").count() >= 1  # the refusal's reason stays visible
     assert page.text_content("#verdict") in ("normal", "restricted", "borderline")
@@ -320,7 +327,7 @@ def test_refused_photo_place_the_points_yourself(sized, server, shots):
     again, _ = rescored(page, lambda: page.touchscreen.tap(x, y) if name == "phone" else page.mouse.click(x, y))
     for landmark in names:
         assert again["landmarks"][landmark] == pytest.approx(request["landmarks"][landmark], abs=2)
-    assert shown_angle(page) == pytest.approx(api_angle(server, again), abs=0.05)
+    assert shown_angle(page) == pytest.approx(api_angle(server, again), abs=SHOWN)
 
 
 def test_keyboard_pick_nudge_and_undo(desktop, server, shots):
@@ -350,11 +357,12 @@ def test_keyboard_pick_nudge_and_undo(desktop, server, shots):
             page.keyboard.press("Shift+ArrowDown")
 
     request, answer = rescored(page, nudges)
-    assert shown_angle(page) == pytest.approx(api_angle(server, request), abs=0.05)
+    assert shown_angle(page) == pytest.approx(api_angle(server, request), abs=SHOWN)
     assert shown_angle(page) != pytest.approx(before, abs=0.5)
     assert "View correction" in page.text_content("#explain")  # lines vs view correction, in the details
-    rescored(page, lambda: page.click("#undo"))
-    assert shown_angle(page) == pytest.approx(before, abs=0.05)
+    _, undone = rescored(page, lambda: page.click("#undo"))
+    assert shown_angle(page) == pytest.approx(undone["measurement"]["angle_deg"], abs=SHOWN)
+    assert undone["measurement"]["angle_deg"] == pytest.approx(before, abs=SHOWN + 0.02)
     assert page.evaluate("document.querySelectorAll('[data-name=hallux_ip]').length") >= 1
     page.click("#details summary")
     page.screenshot(path=str(shots / "desktop-2-measured.png"), full_page=True)
