@@ -148,8 +148,8 @@ def test_the_model_on_an_annotated_licensed_photo_is_near_the_annotation_or_refu
     """Issue 18's honest bound on real photos: an answer lies where the team put the points (the angle within
     15 degrees, every point within 10% of the foot length: the annotators' own repeat p95 is 5.9 degrees and
     3.2%), a photo that is not an acceptable inner-side view is never measured, and a refusal says why.
-    The licensed photos with all five points (realset.trainable) are also stage 2's real training crops (v10), so
-    on those this checks what was learnt; the held-out figures are bench/real.py's, which leaves them out."""
+    The licensed photos with all five points (realset.trainable) are also stage 2's real training crops (its decoder,
+    v10, and view head, v11), so on those this checks what was learnt; the held-out figures are bench/real.py's, which leaves them out."""
     found = find_photo(entry)
     assert found.data is not None, found.where
     result = measurer.measure_photo(found.data, MeasureOptions()).result

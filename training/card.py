@@ -10,7 +10,7 @@ import hashlib
 import json
 from pathlib import Path
 
-VERSION = "v10"
+VERSION = "v11"
 
 GATE = {
     "min_presence": 0.9,  # v9: 0.5 until 2026-12-04; real feet read >= 0.927, non-foot pictures 0.31-0.99 (EXPERIMENTS.md)
