@@ -166,8 +166,9 @@ def renders(reader: Reader, n: int) -> None:
 
 
 def real(reader: Reader, photos: Path | None) -> None:
-    trained = {e["id"] for e in trainable(load_annotations())}  # stage 2 learnt their points: not a measure
-    entries = [e for e in load_annotations() if e["side"] != "no-foot" and e.get("posture") and e["id"] not in trained]
+    annotated = load_annotations()
+    trained = {e["id"] for e in trainable(annotated)}  # stage 2 learnt their points: not a measure
+    entries = [e for e in annotated if e["side"] != "no-foot" and e.get("posture") and e["id"] not in trained]
     rows, missing = [], Counter()
     for entry in entries:
         found = find_photo(entry, photos)

@@ -24,13 +24,20 @@ sys.path.insert(0, str(REPO / "bench"))
 from realset import SHARED_PHOTOS, load_annotations  # noqa: E402
 
 
-def test_the_recipes_train_export_and_load_through_the_runtime(tmp_path):
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """Eight renders (seeds 0-7), rendered once for the tests that train on them."""
+    path = tmp_path_factory.mktemp("renders") / "tiny.npz"
+    render_set(range(0, 8), path, workers=1)
+    return path
+
+
+def test_the_recipes_train_export_and_load_through_the_runtime(tmp_path, tiny):
     data, models = tmp_path / "data", tmp_path / "models"
-    render_set(range(0, 8), data / "tiny.npz", workers=1)
     render_set(range(900_000, 900_006), data / "val.npz", workers=1)
     for name in read_toml(SETS):  # every set the recipes name is the same few renders
         if name != "val":
-            (data / f"{name}.npz").symlink_to(data / "tiny.npz")
+            (data / f"{name}.npz").symlink_to(tiny)
     for path in STAGE_RECIPES:
         recipe = read_toml(path)
         for step in recipe["steps"]:  # one set, one epoch, one batch each
@@ -142,15 +149,14 @@ def test_real_crops_carry_the_annotated_points_and_load_beside_renders(tmp_path)
     assert len(both["image"]) == int(np.load(tmp_path / "tiny.npz")["stage2_ok"].sum()) + len(real["stage2"])
 
 
-def test_a_frozen_encoder_keeps_its_weights_and_statistics(tmp_path):
+def test_a_frozen_encoder_keeps_its_weights_and_statistics(tmp_path, tiny):
     """frozen = "encoder": the decoder learns, the layers whose features the view heads read do not move."""
     import torch
     from networks import build
     from train import run_step
-    render_set(range(0, 8), tmp_path / "tiny.npz", workers=1)
     before = build("unet_stage2", frozenset({"view"}))
     torch.save(before.state_dict(), tmp_path / "init.pt")
-    after = run_step(2, "unet_stage2", [tmp_path / "tiny.npz"], tmp_path / "tiny.npz", tmp_path / "out", epochs=1,
+    after = run_step(2, "unet_stage2", [tiny], tiny, tmp_path / "out", epochs=1,
                      batch=4, lr=1e-2, init=tmp_path / "init.pt", heads=frozenset({"view"}), frozen="encoder")
     old, new = before.state_dict(), after.state_dict()
     encoder = [k for k in old if k.startswith(("stem.", "down."))]
@@ -159,30 +165,29 @@ def test_a_frozen_encoder_keeps_its_weights_and_statistics(tmp_path):
     assert all(torch.equal(old[k], new[k]) for k in old if k.startswith("view_head."))  # no loss reaches it
 
 
-def test_a_warm_head_fit_goes_on_from_the_head_and_crops_without_an_angle_teach_only_the_sides(tmp_path):
+def test_a_warm_head_fit_goes_on_from_the_head_and_crops_without_an_angle_teach_only_the_sides(tmp_path, tiny):
     """warm = true: the view head starts from the one it has (at a vanishing rate its outputs stay as they were;
     from scratch they do not), and crops with no 3D angle (a real photo's) leave every output finite."""
     import torch
     from networks import build
     from train import load, run_step, view_inputs
-    render_set(range(0, 8), tmp_path / "tiny.npz", workers=1)
-    real = dict(np.load(tmp_path / "tiny.npz"))
+    real = dict(np.load(tiny))
     real.update(angle=np.full_like(real["angle"], np.nan), off_axis=np.full_like(real["off_axis"], np.nan))
     np.savez(tmp_path / "real.npz", **real)
     torch.manual_seed(3)
     before = build("unet_stage2", frozenset({"view"})).eval()
     torch.save(before.state_dict(), tmp_path / "init.pt")
-    images = load([tmp_path / "tiny.npz"], stage=2)["image"]
+    images = load([tiny], stage=2)["image"]
     features, _ = view_inputs(before, images)
     with torch.no_grad():
         expected = before.view_head(features)
 
-    def fitted(warm: bool, lr: float, sets: list[str]) -> torch.Tensor:
-        model = run_step(2, "unet_stage2", [tmp_path / s for s in sets], tmp_path / "tiny.npz", tmp_path / f"out{warm}{lr}",
-                         epochs=1, lr=lr, fit="view", warm=warm, init=tmp_path / "init.pt", heads=frozenset({"view"}))
+    def fitted(warm: bool, lr: float, sets: list) -> torch.Tensor:
+        model = run_step(2, "unet_stage2", sets, tiny, tmp_path / f"out{warm}{lr}", epochs=1, lr=lr, fit="view",
+                         warm=warm, init=tmp_path / "init.pt", heads=frozenset({"view"}))
         with torch.no_grad():
             return model.view_head(features)
 
-    assert torch.allclose(fitted(True, 1e-9, ["tiny.npz", "real.npz"]), expected, atol=1e-3)
-    assert not torch.allclose(fitted(False, 2e-3, ["tiny.npz"]), expected, atol=1e-3)
-    assert torch.isfinite(fitted(True, 1e-2, ["real.npz"])).all()
+    assert torch.allclose(fitted(True, 1e-9, [tiny, tmp_path / "real.npz"]), expected, atol=1e-3)
+    assert not torch.allclose(fitted(False, 2e-3, [tiny]), expected, atol=1e-3)
+    assert torch.isfinite(fitted(True, 1e-2, [tmp_path / "real.npz"])).all()

@@ -255,6 +255,10 @@ def run_step(stage: int, network: str, data: list[Path], val: Path, out: Path, *
                   threads=threads, jitter=jitter, turns=turns, photometric=photometric, backbone_lr=backbone_lr,
                   head_weight=head_weight, init=str(init) if init else None, fit=fit, frozen=frozen, warm=warm,
                   heads=sorted(heads))
+    if frozen not in (None, "encoder"):
+        raise ValueError(f"frozen: only 'encoder' can be frozen, not {frozen!r}")
+    if warm and not fit:
+        raise ValueError("warm: only a head fit (fit = ...) can start from the head it has")
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
@@ -268,12 +272,8 @@ def run_step(stage: int, network: str, data: list[Path], val: Path, out: Path, *
         assert all(k.startswith(f"{fit}_head.") for k in missing), missing
     elif weights is not None:
         imagenet_weights(model, weights)
-    if frozen not in (None, "encoder"):
-        raise ValueError(f"frozen: only 'encoder' can be frozen, not {frozen!r}")
     kept = freeze_encoder(model) if frozen else []
     started = time.time()
-    if warm and not fit:
-        raise ValueError("warm: only a head fit (fit = ...) can start from the head it has")
     if fit:
         HEAD_FITS[fit](model, train, epochs, lr if warm else None)
     else:
@@ -455,7 +455,7 @@ def fit_gaussian_head(head: nn.Sequential, model: KeypointNet, target_deg: torch
     """Fit one (value, log-sigma) head on the frozen network's view features by Gaussian likelihood (crops
     without the target, a real photo's, left out)."""
     known = ~target_deg.isnan()
-    feats, _ = view_inputs(model, train["image"][known])
+    feats, _ = view_inputs(model, train["image"] if known.all() else train["image"][known])  # no copy of eleven sets
     target = target_deg[known] / DEGREES_PER_UNIT
 
     def loss_of(out, idx):
