@@ -15,7 +15,14 @@ from conftest import REAL_PHOTOS, REPO, jpeg_bytes
 from toeangle.detectors import DETECTORS, build_detector
 from toeangle.detectors.contract import STAGE2
 from toeangle.detectors.crops import CROP_SIDE_METATARSALS
-from toeangle.detectors.keypoint import KeypointModel, ModelMissingError
+from toeangle.detectors.keypoint import (
+    AREA_REST_FACTOR,
+    KeypointModel,
+    ModelMissingError,
+    area_shrink,
+    symmetric_block,
+    whole_blocks,
+)
 from toeangle.pipeline import Measurer
 from toeangle.schema import Landmarks, MeasureOptions
 from toeangle.settings import Settings
@@ -141,6 +148,30 @@ def test_shifted_forefoot_crops_map_back_onto_the_same_points(measurer):
     np.testing.assert_allclose(repeated.spread, single.spread, rtol=1e-4)
     averaged = model.stage2(*args, shifts=model.test_time_shifts)
     assert len(model.test_time_shifts) > 1 and np.all(averaged.spread > 0)
+
+
+def test_shrinking_by_whole_blocks_first_matches_a_one_step_area_resize():
+    """The fast path (blocks first, then the rest) must give the pixels a one-step area resize gives, to within
+    the rounding of averaging twice, or the networks would see other crops than they were trained on."""
+    rgb = _rgb("normal_left_closeup.jpg")
+    h, w = rgb.shape[:2]
+    block = symmetric_block(w, h, w // 97 // AREA_REST_FACTOR)
+    assert block >= 2 and w % block % 2 == 0 and h % block % 2 == 0
+    tx, ty = w % block // 2, h % block // 2
+    trimmed = rgb[ty:h - ty, tx:w - tx]
+    size = (97, round(97 * trimmed.shape[0] / trimmed.shape[1]))
+    diff = np.abs(area_shrink(trimmed, block, size).astype(int)
+                  - cv2.resize(trimmed, size, interpolation=cv2.INTER_AREA).astype(int))
+    assert diff.mean() < 0.3 and np.percentile(diff, 99) <= 2
+
+
+@pytest.mark.parametrize(("start", "end", "block", "limit"), [
+    (10, 95, 8, 200), (0, 95, 8, 96), (3, 200, 7, 200), (0, 200, 7, 200), (150, 199, 16, 200), (5, 6, 3, 9)])
+def test_a_crops_region_is_cut_in_whole_blocks_inside_the_photo(start, end, block, limit):
+    cut = whole_blocks(start, end, block, limit)
+    assert 0 <= cut[0] < cut[1] <= limit and (cut[1] - cut[0]) % block == 0
+    if (end - start) + -(end - start) % block <= limit:  # room for the whole region: it is widened, never cut
+        assert cut[0] <= start and cut[1] >= end or cut[1] == limit
 
 
 def count_stage1(model: KeypointModel, monkeypatch) -> list[tuple[int, ...]]:

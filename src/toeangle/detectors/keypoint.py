@@ -34,6 +34,11 @@ from .contract import INPUT_NAME, LETTERBOX, STAGES, StageContract, letterbox_of
 from .crops import FOREFOOT, apply_affine, forefoot_crop, invert_affine
 
 MODEL_CARD = "keypoints.json"
+AREA_REST_FACTOR = 3
+"""A shrink goes by whole blocks at most a third of the way (area_shrink): the rest then averages at least three
+blocks per output pixel, whose windows so miss a one-step resize's by at most a sixth. On a 12 MP phone photo
+to 128 px the pixels differ from a one-step resize by 0.25 grey levels (mean; 99th percentile 2); blocks of the
+whole factor differed by 1.2 (p99 9)."""
 MAX_FOLLOW_SCALE = 1.35
 """From one frame to the next the metatarsal axis may grow or shrink this much before the foot counts as lost."""
 MAX_FOLLOW_MOVE = 0.6
@@ -137,7 +142,10 @@ class KeypointModel:
         nw, nh = max(2, 2 * round(w * scale / 2)), max(2, 2 * round(h * scale / 2))
         canvas = np.full((size, size, 3), LETTERBOX, np.uint8)
         ox, oy = letterbox_offset((nw, nh), size)
-        canvas[oy:oy + nh, ox:ox + nw] = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
+        block = symmetric_block(w, h, min(w // nw, h // nh) // AREA_REST_FACTOR)
+        tx, ty = w % block // 2, h % block // 2  # less equal margins under a block: the same pixels at any turn
+        w, h = w - 2 * tx, h - 2 * ty
+        canvas[oy:oy + nh, ox:ox + nw] = area_shrink(rgb[ty:ty + h, tx:tx + w], block, (nw, nh))
         views = np.stack([dihedral(canvas, k) for k in range(8)])
         out = dict(zip(STAGES[1].output_names, self.sessions["stage1"].run(None, {INPUT_NAME: to_input(views)})))
         coords, spread = out["coords"], out["spread"]
@@ -145,7 +153,7 @@ class KeypointModel:
         surest = np.argsort(spread, axis=0)[:4]  # [4, 5]: per landmark, the copies whose heatmaps are sharpest
         pts = np.median(np.take_along_axis(copies, surest[..., None], axis=0), axis=0)
         disagreement = float(np.median(np.hypot(*(copies - pts).transpose(2, 0, 1)), axis=0).max())
-        pts = (pts - [ox, oy] + 0.5) / [nw / w, nh / h] - 0.5
+        pts = (pts - [ox, oy] + 0.5) / [nw / w, nh / h] - 0.5 + [tx, ty]
         return Stage1(points=pts, presence=float(out["presence"].mean()), in_frame=out["in_frame"].mean(0),
                       off_axis_deg=float(np.median(out["off_axis"])),
                       disagreement=disagreement / max(_foot_length(copies.mean(0)), 1.0))
@@ -266,9 +274,11 @@ def warp_crops(rgb: np.ndarray, matrices: list[np.ndarray], size: int) -> list[n
         h, w = rgb.shape[:2]
         x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
         if x1 - x0 > 2 and y1 - y0 > 2:
+            block = max(1, int(1 / scale / AREA_REST_FACTOR))
+            (x0, x1), (y0, y1) = (whole_blocks(a, b, block, n) for a, b, n in ((x0, x1, w), (y0, y1, h)))
             region = rgb[y0:y1, x0:x1]
             rw, rh = max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))
-            small = cv2.resize(region, (rw, rh), interpolation=cv2.INTER_AREA)
+            small = area_shrink(region, block, (rw, rh))
             sx, sy = rw / (x1 - x0), rh / (y1 - y0)
             # small pixel = (orig - x0 + 0.5) * s - 0.5, so orig = (small + 0.5) / s - 0.5 + x0
             to_orig = np.array([[1 / sx, 0, 0.5 / sx - 0.5 + x0], [0, 1 / sy, 0.5 / sy - 0.5 + y0], [0, 0, 1]])
@@ -276,6 +286,38 @@ def warp_crops(rgb: np.ndarray, matrices: list[np.ndarray], size: int) -> list[n
             rgb = small
     return [cv2.warpAffine(rgb, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             for m in matrices]
+
+
+def area_shrink(image: np.ndarray, block: int, size: tuple[int, int]) -> np.ndarray:
+    """``image`` area-averaged down to ``size`` (width, height), by way of ``block`` x ``block`` averages when its
+    sides divide by ``block``: OpenCV averages whole blocks several times faster than it resizes by any other
+    factor (a 12 MP phone photo to stage 1's 128 px: 3 ms instead of 8). Both steps average areas, so the
+    photo's geometry is kept exactly; see AREA_REST_FACTOR for the pixels."""
+    h, w = image.shape[:2]
+    if block >= 2 and w % block == 0 and h % block == 0 and w // block >= size[0] and h // block >= size[1]:
+        image = cv2.resize(image, (w // block, h // block), interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def symmetric_block(w: int, h: int, most: int) -> int:
+    """The largest block side up to ``most`` that leaves an even remainder on both sides (so equal margins can be
+    trimmed: the same pixels whichever way the photo is turned), 1 if none of the larger half does."""
+    for k in range(most, max(1, most // 2), -1):
+        if k >= 2 and w % k % 2 == 0 and h % k % 2 == 0:
+            return k
+    return 1
+
+
+def whole_blocks(start: int, end: int, k: int, limit: int) -> tuple[int, int]:
+    """[start, end) widened to a whole number of k-pixel blocks, half on each side, within [0, limit); where the
+    photo's edge leaves no room, trimmed there instead (under k pixels at the edge, which the crop then repeats)."""
+    extra = -(end - start) % k
+    start, end = start - extra // 2, end + extra - extra // 2
+    if start < 0:
+        start, end = 0, end - start
+    if end > limit:
+        start, end = max(start - (end - limit), 0), limit
+    return start, end - (end - start) % k
 
 
 class KeypointDetector:
