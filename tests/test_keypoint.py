@@ -174,6 +174,10 @@ def test_a_crops_region_is_cut_in_whole_blocks_inside_the_photo(start, end, bloc
         assert cut[0] <= start and cut[1] >= end or cut[1] == limit
 
 
+def test_a_photo_shorter_than_one_block_keeps_its_region():
+    assert whole_blocks(0, 5, 8, 5) == (0, 5)
+
+
 def count_stage1(model: KeypointModel, monkeypatch) -> list[tuple[int, ...]]:
     """The shapes of the images stage 1 is run on, from now on, in order."""
     calls = []

@@ -310,14 +310,16 @@ def symmetric_block(w: int, h: int, most: int) -> int:
 
 def whole_blocks(start: int, end: int, k: int, limit: int) -> tuple[int, int]:
     """[start, end) widened to a whole number of k-pixel blocks, half on each side, within [0, limit); where the
-    photo's edge leaves no room, trimmed there instead (under k pixels at the edge, which the crop then repeats)."""
+    photo's edge leaves no room, trimmed there instead (under k pixels at the edge, which the crop then repeats);
+    as it was where the photo is not one block long."""
     extra = -(end - start) % k
-    start, end = start - extra // 2, end + extra - extra // 2
-    if start < 0:
-        start, end = 0, end - start
-    if end > limit:
-        start, end = max(start - (end - limit), 0), limit
-    return start, end - (end - start) % k
+    first, last = start - extra // 2, end + extra - extra // 2
+    if first < 0:
+        first, last = 0, last - first
+    if last > limit:
+        first, last = max(first - (last - limit), 0), limit
+    last -= (last - first) % k
+    return (first, last) if last > first else (start, end)
 
 
 class KeypointDetector:
