@@ -80,7 +80,7 @@ samples: egl $(VENV)/.render
 	$(BIN)/python training/make_samples.py
 
 # Train both stages from scratch as training/recipes/ say (render -> train -> export -> card ->
-# calibration), about 4 hours on 2 cores, and compare the validation figures with the shipped ones
+# calibration), about 5 hours on 2 cores, and compare the validation figures with the shipped ones
 # (models/MODEL_CARD.md, "Training"). Sets and intermediate weights go to $(DATA), the model to
 # $(DATA)/models; a rerun resumes where it stopped.
 DATA ?= data

@@ -4,7 +4,7 @@ with the shipped ones (models/keypoints.json) within each recipe's tolerance.
 
     python training/run_recipe.py [--data data] [--models data/models] [--calibration-renders 2000]
 
-`make train` runs this: about 4 hours on 2 cores (models/MODEL_CARD.md, "Training"). It exits
+`make train` runs this: about 5 hours on 2 cores (models/MODEL_CARD.md, "Training"). It exits
 non-zero when a figure lands outside its tolerance. A rerun resumes: a set or a step whose files
 exist in --data is not redone (delete them to redo it). Ship the result by copying --models over
 models/.
